@@ -1,0 +1,212 @@
+"""The data set catalogue: shapes and tasks, where the files are, and how to fetch them.
+
+No torch here: the API uses this to validate specs and to say, at submission, whether a data set
+can be had at all. The worker turns the files into tensors (worker/training/data.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+Task = Literal["classification", "regression"]
+
+# Where Debian's `dataset-fashion-mnist` package puts the files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a downloadable data set, with the SHA-256 it must have."""
+
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a data set looks like to a model."""
+
+    name: str
+    task: Task
+    input_shape: tuple[int, ...]
+    num_outputs: int
+    files: tuple[RemoteFile, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    system_dirs: tuple[Path, ...] = ()
+
+    @property
+    def downloadable(self) -> bool:
+        """True for the data sets that live in files (the rest are generated or shipped)."""
+        return bool(self.files)
+
+
+_IDX_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+# Published digests of the canonical files (the same bytes on every mirror).
+_MNIST_SHA256 = (
+    "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+)
+_FASHION_SHA256 = (
+    "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+)
+
+CATALOG: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        "mnist",
+        "classification",
+        (1, 28, 28),
+        10,
+        files=tuple(RemoteFile(n, h) for n, h in zip(_IDX_NAMES, _MNIST_SHA256, strict=True)),
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+    ),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        "classification",
+        (1, 28, 28),
+        10,
+        files=tuple(RemoteFile(n, h) for n, h in zip(_IDX_NAMES, _FASHION_SHA256, strict=True)),
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        system_dirs=(DEBIAN_FASHION_MNIST,),
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        "classification",
+        (3, 32, 32),
+        10,
+        files=(
+            RemoteFile(
+                "cifar-10-python.tar.gz",
+                "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            ),
+        ),
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+    ),
+    "digits": DatasetInfo("digits", "classification", (1, 8, 8), 10),
+    "regression1d": DatasetInfo("regression1d", "regression", (1,), 1),
+    "wide-scale": DatasetInfo("wide-scale", "classification", (2,), 2),
+}
+
+
+class DatasetUnavailable(Exception):
+    """The data set's files are neither here nor downloadable; the message says what to do."""
+
+
+def candidate_dirs(info: DatasetInfo, settings: Settings) -> list[Path]:
+    """Folders searched for a data set's files, in order."""
+    dirs = []
+    if settings.datasets_dir is not None:
+        dirs.append(settings.datasets_dir / info.name)
+    dirs.append(settings.data_dir / "datasets" / info.name)
+    dirs.extend(info.system_dirs)
+    return dirs
+
+
+def find_local(info: DatasetInfo, settings: Settings) -> Path | None:
+    """The first folder that holds every file of the data set, or None."""
+    for folder in candidate_dirs(info, settings):
+        if all((folder / f.name).is_file() for f in info.files):
+            return folder
+    return None
+
+
+def is_available(name: str, settings: Settings) -> bool:
+    """True when the data set is generated, shipped, or its files are already here."""
+    info = CATALOG[name]
+    return not info.downloadable or find_local(info, settings) is not None
+
+
+def missing_message(info: DatasetInfo, settings: Settings) -> str:
+    """What a user must do to make a missing data set available."""
+    where = settings.datasets_dir or settings.data_dir / "datasets"
+    files = ", ".join(f.name for f in info.files)
+    hint = " or `apt-get install dataset-fashion-mnist`" if info.name == "fashion-mnist" else ""
+    return (
+        f"data set '{info.name}' is not on this machine and could not be downloaded: "
+        f"put {files} in {where / info.name} (BNLAB_DATASETS_DIR){hint}"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(info: DatasetInfo, target: Path, timeout_s: float = 30.0) -> Path:
+    """Fetch every file of the data set into `target`, checking each SHA-256; first mirror wins."""
+    target.mkdir(parents=True, exist_ok=True)
+    for remote in info.files:
+        destination = target / remote.name
+        if destination.is_file() and sha256_of(destination) == remote.sha256:
+            continue
+        errors = []
+        for mirror in info.mirrors:
+            try:
+                _fetch_checked(mirror + remote.name, destination, remote.sha256, timeout_s)
+                break
+            except (OSError, ValueError) as exc:
+                errors.append(f"{mirror}: {exc}")
+        else:
+            raise DatasetUnavailable(f"could not download {remote.name}: {'; '.join(errors)}")
+    return target
+
+
+def _fetch_checked(url: str, destination: Path, sha256: str, timeout_s: float) -> None:
+    """Download to a temporary file, verify, then move into place, so no partial file remains."""
+    log.info("downloading %s", url)
+    with tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                shutil.copyfileobj(response, tmp)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+    actual = sha256_of(tmp_path)
+    if actual != sha256:
+        tmp_path.unlink(missing_ok=True)
+        raise ValueError(f"checksum mismatch for {url}: got {actual}, expected {sha256}")
+    tmp_path.replace(destination)
+
+
+def ensure_local(name: str, settings: Settings) -> Path | None:
+    """Folder holding the data set's files, downloading them if allowed; None if none needed."""
+    info = CATALOG[name]
+    if not info.downloadable:
+        return None
+    folder = find_local(info, settings)
+    if folder is not None:
+        return folder
+    if not settings.allow_download:
+        raise DatasetUnavailable(missing_message(info, settings))
+    try:
+        return download(info, settings.data_dir / "datasets" / info.name)
+    except DatasetUnavailable as exc:
+        raise DatasetUnavailable(f"{missing_message(info, settings)} ({exc})") from exc
