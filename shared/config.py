@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     heartbeat_every_s: float = 5.0
     # Metrics and histograms are written at most this often (and at the end).
     flush_every_s: float = 1.0
+    # A resumable checkpoint is stored at most this often (and whenever training stops early).
+    checkpoint_every_s: float = 10.0
 
     # Limits on what one spec may ask for (issue: nothing unreasonably large).
     max_parameters: int = 20_000_000

@@ -41,6 +41,8 @@ class DatasetInfo:
     task: Task
     input_shape: tuple[int, ...]
     num_outputs: int
+    # Training examples in the full split; None where the spec's `n` decides.
+    train_examples: int | None = None
     files: tuple[RemoteFile, ...] = ()
     mirrors: tuple[str, ...] = ()
     system_dirs: tuple[Path, ...] = ()
@@ -77,6 +79,7 @@ CATALOG: dict[str, DatasetInfo] = {
         "classification",
         (1, 28, 28),
         10,
+        60_000,
         files=tuple(RemoteFile(n, h) for n, h in zip(_IDX_NAMES, _MNIST_SHA256, strict=True)),
         mirrors=(
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -88,6 +91,7 @@ CATALOG: dict[str, DatasetInfo] = {
         "classification",
         (1, 28, 28),
         10,
+        60_000,
         files=tuple(RemoteFile(n, h) for n, h in zip(_IDX_NAMES, _FASHION_SHA256, strict=True)),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         system_dirs=(DEBIAN_FASHION_MNIST,),
@@ -97,6 +101,7 @@ CATALOG: dict[str, DatasetInfo] = {
         "classification",
         (3, 32, 32),
         10,
+        50_000,
         files=(
             RemoteFile(
                 "cifar-10-python.tar.gz",
@@ -105,7 +110,8 @@ CATALOG: dict[str, DatasetInfo] = {
         ),
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
     ),
-    "digits": DatasetInfo("digits", "classification", (1, 8, 8), 10),
+    # 1797 images, of which a fixed 80% train.
+    "digits": DatasetInfo("digits", "classification", (1, 8, 8), 10, 1_437),
     "regression1d": DatasetInfo("regression1d", "regression", (1,), 1),
     "wide-scale": DatasetInfo("wide-scale", "classification", (2,), 2),
 }

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -95,6 +96,8 @@ class Experiment(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker: Mapped[str | None] = mapped_column(String(255))
+    # A running experiment is stopped by its worker, which then sets status to cancelled.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Written at flush boundaries, so a resumed run never repeats or skips a stored step.
     checkpoint: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 

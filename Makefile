@@ -1,0 +1,59 @@
+# bnlab: `make demo` runs the seed study on the embedded default; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
+
+.PHONY: setup data demo api worker migrate test test-unit test-integration test-browser lint format typecheck bench clean
+
+setup: $(STAMP) data
+
+$(STAMP): requirements.txt requirements-torch.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*; touch $@
+
+# Fashion-MNIST from Debian (MNIST itself needs the internet; see README, Data sets).
+data:
+	@test -d /usr/share/datasets/fashion-mnist || test -d "$${BNLAB_DATASETS_DIR:-/nonexistent}/mnist" \
+	  || (apt-get install -y -q dataset-fashion-mnist >/dev/null) \
+	  || echo "warning: install dataset-fashion-mnist (apt) or set BNLAB_DATASETS_DIR" >&2
+
+migrate: setup
+	$(BIN)/alembic upgrade head
+
+demo: setup
+	$(BIN)/python -m scripts.demo
+
+api: migrate
+	$(BIN)/uvicorn api.main:app --host 127.0.0.1 --port 8000
+
+worker: setup
+	$(BIN)/celery -A worker.celery_app worker -Q gpu,cpu,any --pool solo --loglevel INFO
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: setup
+	$(BIN)/python -m pytest -q tests/integration
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: setup
+	$(BIN)/mypy shared api
+
+bench: setup
+	$(BIN)/python -m bench.bench_service
+	$(BIN)/python -m bench.bench_training
+
+clean:
+	rm -rf .data tests/artifacts

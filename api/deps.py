@@ -1,0 +1,50 @@
+"""Dependencies the routes declare: settings, a database session, the task sender, the owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from shared.config import Settings, get_settings
+from shared.db import get_sessionmaker
+
+
+def settings_dep() -> Settings:
+    """The app's settings (overridable in tests through get_settings' cache)."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+def session_dep(settings: SettingsDep) -> Iterator[Session]:
+    """One session per request; the service layer commits."""
+    session = get_sessionmaker(settings.resolved_database_url)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(session_dep)]
+
+
+def celery_dep(request: Request) -> Celery:
+    """The sending-only Celery app made at start-up."""
+    celery: Celery = request.app.state.celery
+    return celery
+
+
+CeleryDep = Annotated[Celery, Depends(celery_dep)]
+
+
+def owner_dep() -> str:
+    """Who is asking. Until tokens exist every request acts for the single local owner."""
+    return "local"
+
+
+CurrentOwner = Annotated[str, Depends(owner_dep)]

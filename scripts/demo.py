@@ -1,0 +1,59 @@
+"""`make demo`: the embedded default end to end, on the tutorial's first study."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+from scripts.stack import Stack
+from shared.logs import configure_logging
+
+log = logging.getLogger("demo")
+
+PRESET = "seed-bn-mlp"
+
+
+def bar(fraction: float, width: int = 30) -> str:
+    """A text progress bar."""
+    filled = int(round(fraction * width))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {fraction:6.1%}"
+
+
+def main() -> int:
+    configure_logging()
+    port = int(os.environ.get("BNLAB_DEMO_PORT", "8000"))
+    stack = Stack(env={}, port=port, log_dir=None)
+    print(f"Starting bnlab on {stack.url} (SQLite and a filesystem broker under .data/) ...")
+    with stack:
+        status, experiment = stack.request("POST", "/api/v1/experiments", {"preset": PRESET})
+        if status != 201:
+            print(f"submission failed ({status}): {experiment}", file=sys.stderr)
+            return 1
+        experiment_id = experiment["id"]
+        print(f"Submitted {PRESET} on {experiment['spec']['dataset']['name']}: {experiment_id}")
+        while True:
+            _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+            print(f"\r  {experiment['status']:<10} {bar(experiment['progress'])}", end="", flush=True)
+            if experiment["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        print()
+        for run in experiment["runs"]:
+            print(f"  run {run['variant']:<8} seed {run['seed']}: {run['status']}  {run['summary']}")
+        print(f"\nExperiment: {stack.url}/api/v1/experiments/{experiment_id}")
+        for run in experiment["runs"]:
+            print(f"Metrics ({run['variant']}): {stack.url}/api/v1/runs/{run['id']}/metrics")
+        print(f"Swagger UI: {stack.url}/docs")
+        print("Serving until Ctrl-C.")
+        try:
+            while all(p.poll() is None for p in stack.processes.values()):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            print("\nStopping.")
+    return 0 if experiment["status"] == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

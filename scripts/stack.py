@@ -1,0 +1,150 @@
+"""Start the whole service as real processes: migrations, a Celery worker, the API under uvicorn.
+
+Used by `make demo`, the integration tests and the benchmarks, so all three run the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    """The API and one worker, configured by `env` (BNLAB_* variables)."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    log_dir: Path | None = None
+    queues: str = "gpu,cpu,any"
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+
+    def _output(self, name: str) -> Any:
+        if self.log_dir is None:
+            return subprocess.DEVNULL
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return (self.log_dir / f"{name}.log").open("ab")
+
+    def migrate(self) -> None:
+        """Bring the schema to head, the only way it is ever made."""
+        subprocess.run(
+            [str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT, env=self._env(), check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        """A real Celery worker process serving this stack's queues."""
+        command = [
+            str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-Q", self.queues,
+            "--pool", "solo", "--loglevel", "INFO", "--hostname", f"{name}@%h",
+            "--without-gossip", "--without-mingle",
+        ]
+        out = self._output(name)
+        process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdout=out, stderr=out)
+        self.processes[name] = process
+        return process
+
+    def start_api(self) -> subprocess.Popen[bytes]:
+        """uvicorn serving api.main:app on this stack's port."""
+        command = [
+            str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+        ]
+        out = self._output("api")
+        process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdout=out, stderr=out)
+        self.processes["api"] = process
+        self.wait_ready()
+        return process
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Block until /readyz answers 200."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.processes["api"].poll() is not None:
+                raise RuntimeError("the API process exited during start-up")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"API at {self.url} not ready after {timeout_s} s")
+
+    def start(self) -> Stack:
+        """Migrate, then start the worker and the API."""
+        self.migrate()
+        self.start_worker()
+        self.start_api()
+        return self
+
+    def stop(self, name: str | None = None, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+        """Stop one process (or all), escalating to SIGKILL after `timeout_s`."""
+        names = [name] if name else list(self.processes)
+        for n in names:
+            process = self.processes.pop(n)
+            if process.poll() is None:
+                process.send_signal(sig)
+                try:
+                    process.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A JSON request to the API; returns status and decoded body."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def wait_finished(self, experiment_id: str, timeout_s: float = 300) -> dict[str, Any]:
+        """Poll an experiment until it leaves queued/running."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            _, experiment = self.request("GET", f"/api/v1/experiments/{experiment_id}")
+            if experiment["status"] not in ("queued", "running"):
+                return dict(experiment)
+            time.sleep(0.1)
+        raise TimeoutError(f"experiment {experiment_id} still running after {timeout_s} s")

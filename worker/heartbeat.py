@@ -1,0 +1,75 @@
+"""Signs of life: a background thread stamps the worker and the experiment it is training."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from sqlalchemy import update
+
+from shared.config import Settings
+from shared.db import session_scope
+from shared.models import Experiment, WorkerBeat, utcnow
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _State:
+    """What the heartbeat thread reports on; written by the task, read by the thread."""
+
+    current: uuid.UUID | None = None
+    shutdown = threading.Event()
+
+
+def set_current(experiment_id: uuid.UUID | None) -> None:
+    """Tell the heartbeat which experiment this process is training (None when idle)."""
+    _State.current = experiment_id
+
+
+def request_shutdown() -> None:
+    """Ask the training in progress to stop at the next step boundary (warm shutdown)."""
+    _State.shutdown.set()
+
+
+def shutdown_requested() -> bool:
+    """True once the worker has been asked to stop."""
+    return _State.shutdown.is_set()
+
+
+def beat(settings: Settings, queues: list[str]) -> None:
+    """Stamp this worker, and the experiment it trains, as alive now."""
+    now = utcnow()
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(WorkerBeat, WORKER_ID)
+        if row is None:
+            session.add(WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now))
+        else:
+            row.last_seen = now
+        current = _State.current
+        if current is not None:
+            session.execute(
+                update(Experiment)
+                .where(Experiment.id == current, Experiment.worker == WORKER_ID)
+                .values(heartbeat_at=now)
+            )
+
+
+def start_heartbeat(settings: Settings, queues: list[str]) -> threading.Thread:
+    """Start the daemon thread that beats every `heartbeat_every_s` seconds."""
+
+    def loop() -> None:
+        while not _State.shutdown.wait(settings.heartbeat_every_s):
+            try:
+                beat(settings, queues)
+            except Exception:
+                log.exception("heartbeat failed; will try again")
+
+    beat(settings, queues)
+    thread = threading.Thread(target=loop, name="bnlab-heartbeat", daemon=True)
+    thread.start()
+    return thread

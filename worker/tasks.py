@@ -1,0 +1,21 @@
+"""Celery tasks: thin adapters that take ids and hand the work to worker.runner."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.broker import TRAIN_TASK
+from shared.config import get_settings
+from shared.models import ExperimentStatus
+from worker.celery_app import app
+from worker.runner import run_experiment
+
+
+@app.task(name=TRAIN_TASK)
+def train_experiment(experiment_id: str, queue: str = "any") -> str:
+    """Train one experiment; safe to deliver twice (the claim lets only one through)."""
+    status = run_experiment(get_settings(), uuid.UUID(experiment_id))
+    if status == ExperimentStatus.queued:
+        # Handed back at shutdown, checkpoint stored: whichever worker comes next resumes it.
+        app.send_task(TRAIN_TASK, args=[experiment_id, queue], queue=queue)
+    return status
