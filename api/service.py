@@ -137,9 +137,7 @@ def cancel_experiment(session: Session, experiment: Experiment) -> Experiment:
             )
     else:
         session.execute(
-            update(Run)
-            .where(Run.experiment_id == experiment.id)
-            .values(status="cancelled")
+            update(Run).where(Run.experiment_id == experiment.id).values(status="cancelled")
         )
     session.commit()
     session.refresh(experiment)

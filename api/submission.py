@@ -61,9 +61,9 @@ def _from_preset(body: ExperimentCreate, settings: Settings) -> ExperimentSpec:
         )
     raw = deep_merge(preset.spec_copy(), body.overrides)
     dataset_overridden = "name" in body.overrides.get("dataset", {})
-    if preset.fallback_dataset and not dataset_overridden:
-        if not is_available(raw["dataset"]["name"], settings):
-            raw["dataset"]["name"] = preset.fallback_dataset
+    fallback = preset.fallback_dataset and not dataset_overridden
+    if fallback and not is_available(raw["dataset"]["name"], settings):
+        raw["dataset"]["name"] = preset.fallback_dataset
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:

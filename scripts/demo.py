@@ -35,13 +35,17 @@ def main() -> int:
         print(f"Submitted {PRESET} on {experiment['spec']['dataset']['name']}: {experiment_id}")
         while True:
             _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
-            print(f"\r  {experiment['status']:<10} {bar(experiment['progress'])}", end="", flush=True)
+            print(
+                f"\r  {experiment['status']:<10} {bar(experiment['progress'])}", end="", flush=True
+            )
             if experiment["status"] not in ("queued", "running"):
                 break
             time.sleep(0.5)
         print()
         for run in experiment["runs"]:
-            print(f"  run {run['variant']:<8} seed {run['seed']}: {run['status']}  {run['summary']}")
+            print(
+                f"  run {run['variant']:<8} seed {run['seed']}: {run['status']}  {run['summary']}"
+            )
         print(f"\nExperiment: {stack.url}/api/v1/experiments/{experiment_id}")
         for run in experiment["runs"]:
             print(f"Metrics ({run['variant']}): {stack.url}/api/v1/runs/{run['id']}/metrics")

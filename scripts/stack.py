@@ -58,16 +58,30 @@ class Stack:
     def migrate(self) -> None:
         """Bring the schema to head, the only way it is ever made."""
         subprocess.run(
-            [str(BIN / "alembic"), "upgrade", "head"], cwd=ROOT, env=self._env(), check=True,
+            [str(BIN / "alembic"), "upgrade", "head"],
+            cwd=ROOT,
+            env=self._env(),
+            check=True,
             stdout=subprocess.DEVNULL,
         )
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
         """A real Celery worker process serving this stack's queues."""
         command = [
-            str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-Q", self.queues,
-            "--pool", "solo", "--loglevel", "INFO", "--hostname", f"{name}@%h",
-            "--without-gossip", "--without-mingle",
+            str(BIN / "celery"),
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "-Q",
+            self.queues,
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
         ]
         out = self._output(name)
         process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdout=out, stderr=out)
@@ -77,7 +91,12 @@ class Stack:
     def start_api(self) -> subprocess.Popen[bytes]:
         """uvicorn serving api.main:app on this stack's port."""
         command = [
-            str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+            str(BIN / "uvicorn"),
+            "api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
         ]
         out = self._output("api")
         process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdout=out, stderr=out)
@@ -107,7 +126,9 @@ class Stack:
         self.start_api()
         return self
 
-    def stop(self, name: str | None = None, sig: int = signal.SIGTERM, timeout_s: float = 30) -> None:
+    def stop(
+        self, name: str | None = None, sig: int = signal.SIGTERM, timeout_s: float = 30
+    ) -> None:
         """Stop one process (or all), escalating to SIGKILL after `timeout_s`."""
         names = [name] if name else list(self.processes)
         for n in names:
@@ -130,7 +151,9 @@ class Stack:
         """A JSON request to the API; returns status and decoded body."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            f"{self.url}{path}", data=data, method=method,
+            f"{self.url}{path}",
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         try:

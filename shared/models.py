@@ -98,6 +98,8 @@ class Experiment(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     # A running experiment is stopped by its worker, which then sets status to cancelled.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Computed once when the experiment finishes; GET .../findings computes it live before that.
+    findings: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     # Written at flush boundaries, so a resumed run never repeats or skips a stored step.
     checkpoint: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 

@@ -27,6 +27,7 @@ _ARTICLE_CNN_BLOCKS = [
     {"channels": 3, "kernel": 5, "pool": "avg"},
     {"channels": 6, "kernel": 3, "pool": "avg"},
 ]
+_ARTICLE_CNN_HEAD = {"hidden": [25]}
 _REGRESSION_NET = {"kind": "mlp", "hidden": [100, 100]}
 
 PRESETS: dict[str, Preset] = {
@@ -63,7 +64,11 @@ PRESETS: dict[str, Preset] = {
                 "variants": [
                     {
                         "name": "plain",
-                        "model": {"kind": "cnn", "blocks": _ARTICLE_CNN_BLOCKS, "head": {"hidden": [25]}},
+                        "model": {
+                            "kind": "cnn",
+                            "blocks": _ARTICLE_CNN_BLOCKS,
+                            "head": _ARTICLE_CNN_HEAD,
+                        },
                     },
                     {
                         "name": "bn",
@@ -73,7 +78,7 @@ PRESETS: dict[str, Preset] = {
                                 _ARTICLE_CNN_BLOCKS[0],
                                 {**_ARTICLE_CNN_BLOCKS[1], "batchnorm": "before_activation"},
                             ],
-                            "head": {"hidden": [25]},
+                            "head": _ARTICLE_CNN_HEAD,
                         },
                     },
                 ],

@@ -93,9 +93,27 @@ def captured_layers(session: Session, run_ids: Sequence[uuid.UUID]) -> list[str]
     return sorted(session.scalars(query))
 
 
-def read_curves(session: Session, run_ids: Sequence[uuid.UUID], key: str | None = None) -> list[Curve]:
+def read_curves(
+    session: Session, run_ids: Sequence[uuid.UUID], key: str | None = None
+) -> list[Curve]:
     """Curves of the given runs, by key then step."""
     query = select(Curve).where(Curve.run_id.in_(run_ids))
     if key is not None:
         query = query.where(Curve.key == key)
     return list(session.scalars(query.order_by(Curve.key, Curve.step)))
+
+
+def experiment_findings(session: Session, runs: Sequence[Any]) -> dict[str, Any]:
+    """Findings over the stored series and activation drifts of the given Run rows."""
+    from shared.findings import RunSeries, compute_findings
+
+    run_ids = [r.id for r in runs]
+    series = read_series(session, run_ids)
+    drift: dict[uuid.UUID, dict[str, list[float]]] = {r: {} for r in run_ids}
+    query = select(Histogram.run_id, Histogram.layer, Histogram.stats).where(
+        Histogram.run_id.in_(run_ids), Histogram.kind == "activation"
+    )
+    for run_id, layer, stats in session.execute(query.order_by(Histogram.step)):
+        if stats.get("drift") is not None:
+            drift[run_id].setdefault(layer, []).append(stats["drift"])
+    return compute_findings([RunSeries(r.variant, r.seed, series[r.id], drift[r.id]) for r in runs])

@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
+from scripts.stack import ROOT
 from shared.db import make_engine
 from shared.models import Base
-from scripts.stack import ROOT
 
 
 def upgrade_and_diff(url: str) -> list[object]:

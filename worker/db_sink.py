@@ -42,7 +42,12 @@ class DatabaseSink:
 
     def on_metrics(self, points: Sequence[MetricPoint]) -> None:
         rows = [
-            {"run_id": self._run_id(p.variant, p.seed), "key": p.key, "step": p.step, "value": p.value}
+            {
+                "run_id": self._run_id(p.variant, p.seed),
+                "key": p.key,
+                "step": p.step,
+                "value": p.value,
+            }
             for p in points
         ]
         with session_scope(self.url) as session:

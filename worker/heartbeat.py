@@ -47,7 +47,9 @@ def beat(settings: Settings, queues: list[str]) -> None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(WorkerBeat, WORKER_ID)
         if row is None:
-            session.add(WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now))
+            session.add(
+                WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now)
+            )
         else:
             row.last_seen = now
         current = _State.current

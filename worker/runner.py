@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from sqlalchemy import select, update
 
+from shared import results
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
@@ -26,7 +27,9 @@ def claim(settings: Settings, experiment_id: uuid.UUID) -> bool:
     """Atomically move a queued experiment to running; False if another delivery got it."""
     now = utcnow()
     with session_scope(settings.resolved_database_url) as session:
-        started = session.scalar(select(Experiment.started_at).where(Experiment.id == experiment_id))
+        started = session.scalar(
+            select(Experiment.started_at).where(Experiment.id == experiment_id)
+        )
         claimed = session.execute(
             update(Experiment)
             .where(
@@ -97,17 +100,24 @@ def finish(
     """Store each run's outcome and the experiment's final status."""
     status = ExperimentStatus.cancelled if cancelled else ExperimentStatus.succeeded
     with session_scope(settings.resolved_database_url) as session:
-        for key, outcome in result.runs.items():
+        for outcome in result.runs:
             session.execute(
                 update(Run)
-                .where(Run.id == runs[key])
+                .where(Run.id == runs[(outcome.variant, outcome.seed)])
                 .values(
                     status=outcome.status,
                     diverged_step=outcome.diverged_step,
                     summary=outcome.summary,
                 )
             )
-        values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "checkpoint": None}
+        session.flush()
+        rows = session.scalars(select(Run).where(Run.experiment_id == experiment_id)).all()
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": utcnow(),
+            "checkpoint": None,
+            "findings": results.experiment_findings(session, rows),
+        }
         if not cancelled:
             values["progress"] = 1.0
         session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
 from api import service
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
+from shared import results
 from shared.models import Experiment
 from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic
 
@@ -75,3 +76,14 @@ def cancel_experiment(
     """Queued: never starts. Running: stops within a step and a flush. Finished: 409."""
     experiment = service.get_experiment(session, experiment_id, owner)
     return public(service.cancel_experiment(session, experiment))
+
+
+@router.get("/{experiment_id}/findings", responses={404: {}})
+def get_findings(
+    experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
+) -> dict[str, Any]:
+    """Each variant's measures with their spread across seeds, and each pair compared."""
+    experiment = service.get_experiment(session, experiment_id, owner)
+    if experiment.findings is not None:
+        return experiment.findings
+    return results.experiment_findings(session, experiment.runs)

@@ -13,7 +13,9 @@ router = APIRouter(prefix="/api/v1/presets", tags=["presets"])
 @router.get("", response_model=list[PresetPublic])
 def list_presets() -> list[PresetPublic]:
     """Every preset with a sentence on what it shows and its full spec."""
-    return [PresetPublic(name=p.name, description=p.description, spec=p.spec) for p in PRESETS.values()]
+    return [
+        PresetPublic(name=p.name, description=p.description, spec=p.spec) for p in PRESETS.values()
+    ]
 
 
 @router.get("/{name}", response_model=PresetPublic)

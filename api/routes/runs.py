@@ -69,7 +69,12 @@ def get_histograms(
         layers=results.captured_layers(session, [run.id]),
         histograms=[
             HistogramPublic(
-                layer=h.layer, kind=h.kind, step=h.step, edges=h.edges, counts=h.counts, stats=h.stats
+                layer=h.layer,
+                kind=h.kind,
+                step=h.step,
+                edges=h.edges,
+                counts=h.counts,
+                stats=h.stats,
             )
             for h in rows
         ],

@@ -45,7 +45,9 @@ def test_compose_refuses_to_start_without_a_database_password() -> None:
     env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr

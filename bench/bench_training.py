@@ -1,0 +1,171 @@
+"""Side-by-side timings of the training core on study 1 (seed-bn-mlp) against plain PyTorch.
+
+(a) the core, probes off; (b) a bare loop doing the same work (whole split as one tensor,
+permutation batches, both nets in lockstep, no .item() in the loop); (c) the core with probes
+every 10 steps on every layer; (d) the notebook's way (per-item Dataset through a DataLoader).
+
+    python bench/bench_training.py [--repeats 3] [--threads N] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.config import Settings  # noqa: E402
+from shared.spec import ExperimentSpec  # noqa: E402
+from worker.training import MemorySink, train  # noqa: E402
+from worker.training.data import load_dataset  # noqa: E402
+
+EPOCHS, BATCH, LR = 2, 512, 0.01
+
+
+def study1(probes: bool) -> ExperimentSpec:
+    """Study 1: fashion-mnist, MLP 784-48-24-10 plain and Linear-BN-ReLU, SGD 0.01, batch 512."""
+    mlp = {"kind": "mlp", "hidden": [48, 24]}
+    return ExperimentSpec.model_validate({
+        "name": "seed-bn-mlp",
+        "dataset": {"name": "fashion-mnist"},
+        "variants": [
+            {"name": "plain", "model": mlp},
+            {"name": "bn", "model": {**mlp, "batchnorm": "before_activation"}},
+        ],
+        "training": {"epochs": EPOCHS, "batch_size": BATCH, "optimizer": {"name": "sgd", "lr": LR}},
+        "probes": {"enabled": probes, "every": 10},
+    })
+
+
+def nets(device: torch.device) -> list[nn.Module]:
+    """The two nets of study 1 as plain Sequentials."""
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(784, 48), nn.ReLU(), nn.Linear(48, 24), nn.ReLU(),
+                          nn.Linear(24, 10))
+    bn = nn.Sequential(nn.Flatten(), nn.Linear(784, 48), nn.BatchNorm1d(48), nn.ReLU(),
+                       nn.Linear(48, 24), nn.BatchNorm1d(24), nn.ReLU(), nn.Linear(24, 10))
+    return [plain.to(device), bn.to(device)]
+
+
+@torch.no_grad()
+def test(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    net.eval()
+    out = torch.cat([net(x[i : i + 8192]) for i in range(0, len(x), 8192)])
+    net.train()
+    return F.cross_entropy(out, y), (out.argmax(1) == y).float().mean()
+
+
+def bare(x, y, x_test, y_test, device) -> float:
+    """The same work written directly: one tensor, permutation batches, lockstep."""
+    models = nets(device)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=LR) for m in models]
+    g = torch.Generator().manual_seed(0)
+    losses: list[list[torch.Tensor]] = [[], []]
+    results = []
+    for _ in range(EPOCHS):
+        order = torch.randperm(len(x), generator=g).to(device)
+        for start in range(0, len(x), BATCH):
+            index = order[start : start + BATCH]
+            xb, yb = x.index_select(0, index), y.index_select(0, index)
+            for model, opt, log in zip(models, optimizers, losses, strict=True):
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                log.append(loss.detach())
+        results += [test(m, x_test, y_test) for m in models]
+    return float(torch.stack([torch.stack(v) for v in losses]).sum())
+
+
+class PerItem(TorchDataset):
+    """The notebook's data path: one (image, label) pair per __getitem__."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+
+def notebook(x, y, x_test, y_test, device) -> float:
+    """The notebook's loop: DataLoader batches, loss.item() each step."""
+    models = nets(device)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=LR) for m in models]
+    loader = DataLoader(PerItem(x, y), batch_size=BATCH, shuffle=True)
+    losses: list[list[float]] = [[], []]
+    for _ in range(EPOCHS):
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            for model, opt, log in zip(models, optimizers, losses, strict=True):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                log.append(loss.item())
+        for m in models:
+            test(m, x_test, y_test)
+    return sum(map(sum, losses))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    settings = Settings()
+    data = load_dataset(study1(False).dataset, settings).to_device(device)
+    x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    runs = {
+        "core": lambda: train(study1(False), MemorySink(), device=args.device, settings=settings),
+        "bare": lambda: bare(x, y, x_test, y_test, device),
+        "core+probes": lambda: train(study1(True), MemorySink(), device=args.device,
+                                     settings=settings),
+        "notebook": lambda: notebook(x, y, x_test, y_test, device),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for name, fn in runs.items():  # warm-up
+        fn()
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits all alike
+        for name, fn in runs.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    steps = EPOCHS * -(-len(x) // BATCH)
+    print(f"seed-bn-mlp: {len(x)} examples, {steps} lockstep steps x 2 nets, device {device}, "
+          f"{args.threads} threads, median of {args.repeats}")
+    for name, t in median.items():
+        print(f"  {name:12s} {t:7.3f} s   ({1000 * t / steps:6.2f} ms/step)")
+    print(f"core / bare            {median['core'] / median['bare']:.3f}   (target <= 1.15)")
+    overhead = median["core+probes"] / median["core"] - 1
+    print(f"probes overhead        {100 * overhead:+.1f} %  (target <= 5 %)")
+    print(f"notebook / core        {median['notebook'] / median['core']:.2f}x faster")
+
+
+if __name__ == "__main__":
+    main()
