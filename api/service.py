@@ -12,7 +12,7 @@ from fastapi import HTTPException, status
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from shared.broker import TRAIN_TASK
+from shared.broker import send_training
 from shared.models import Experiment, ExperimentStatus, Run, utcnow
 from shared.spec import ExperimentSpec
 
@@ -35,6 +35,8 @@ def create_experiment(
         attempt=0,
         cancel_requested=False,
         created_at=utcnow(),
+        enqueued_at=utcnow(),
+        enqueue_count=1,
     )
     position = 0
     for seed in spec.training.seeds:
@@ -51,9 +53,7 @@ def create_experiment(
 def enqueue(celery: Celery, experiment: Experiment) -> None:
     """Send the training task; the row is already committed, so the worker will find it."""
     try:
-        celery.send_task(
-            TRAIN_TASK, args=[str(experiment.id), experiment.queue], queue=experiment.queue
-        )
+        send_training(celery, str(experiment.id), experiment.queue)
     except Exception:
         # The experiment stays queued in the database; the reaper enqueues it again.
         log.exception("could not enqueue experiment %s; the reaper will retry", experiment.id)

@@ -156,6 +156,7 @@ def main() -> None:
             sync()
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
+    logging.getLogger(__name__).warning("all times: %s", times)
     steps = EPOCHS * -(-len(x) // BATCH)
     print(f"seed-bn-mlp: {len(x)} examples, {steps} lockstep steps x 2 nets, device {device}, "
           f"{args.threads} threads, median of {args.repeats}")

@@ -52,3 +52,8 @@ def make_celery(settings: Settings, name: str = "bnlab") -> Celery:
     app = Celery(name)
     app.conf.update(celery_config(settings))
     return app
+
+
+def send_training(celery: Celery, experiment_id: str, queue: str) -> None:
+    """Send the training task for a committed experiment to its queue."""
+    celery.send_task(TRAIN_TASK, args=[experiment_id, queue], queue=queue)

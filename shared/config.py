@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
     # A running experiment whose heartbeat is older than this is presumed dead.
     heartbeat_stale_s: float = 60.0
     heartbeat_every_s: float = 5.0
+    # The reaper looks for lost experiments this often (in every worker's heartbeat thread).
+    reap_every_s: float = 15.0
+    # A queued experiment not claimed this long after its task was sent is sent again
+    # (then after twice as long, and so on): its broker message may have been lost.
+    requeue_after_s: float = 60.0
     # Metrics and histograms are written at most this often (and at the end).
     flush_every_s: float = 1.0
     # A resumable checkpoint is stored at most this often (and whenever training stops early).
@@ -41,6 +47,16 @@ class Settings(BaseSettings):
     max_total_steps: int = 2_000_000
     max_probe_captures: int = 200_000
     max_body_bytes: int = 1024 * 1024
+
+    # Bearer tokens on every route but the probes and the docs. None (unset): off on the embedded
+    # default, which serves one machine on 127.0.0.1, and on as soon as a server is configured.
+    auth: bool | None = None
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _empty_auth_is_default(cls, value: object) -> object:
+        # `BNLAB_AUTH=` (set but empty) means the default, not an error.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def resolved_database_url(self) -> str:
@@ -63,6 +79,11 @@ class Settings(BaseSettings):
     def is_embedded(self) -> bool:
         """True when running on SQLite and the filesystem broker, no servers at all."""
         return not self.database_url and not self.broker_url
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need a token: BNLAB_AUTH if set, else on unless embedded."""
+        return self.auth if self.auth is not None else not self.is_embedded
 
 
 @lru_cache

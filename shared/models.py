@@ -95,6 +95,9 @@ class Experiment(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the task was last sent, and how often: the reaper re-sends with growing gaps.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
     # A running experiment is stopped by its worker, which then sets status to cancelled.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -178,6 +181,21 @@ class WorkerBeat(Base):
     queues: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+
+class ApiToken(Base):
+    """A bearer token. Only the SHA-256 of its secret part is stored; the id is not secret."""
+
+    __tablename__ = "api_tokens"
+
+    # Also the token's public prefix: the lookup key, so no query ever compares secrets.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refreshed at most once a minute, so reads do not turn into writes.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 Index("ix_experiments_owner_created", Experiment.owner, Experiment.created_at)

@@ -30,7 +30,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     from worker.heartbeat import start_heartbeat
 
     queues = sorted(q.name for q in app.amqp.queues.consume_from.values())
-    start_heartbeat(get_settings(), queues)
+    start_heartbeat(get_settings(), queues, app)
 
 
 @signals.worker_shutting_down.connect

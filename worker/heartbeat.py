@@ -6,13 +6,16 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
+from celery import Celery
 from sqlalchemy import update
 
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Experiment, WorkerBeat, utcnow
+from worker.reaper import reap
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +64,22 @@ def beat(settings: Settings, queues: list[str]) -> None:
             )
 
 
-def start_heartbeat(settings: Settings, queues: list[str]) -> threading.Thread:
-    """Start the daemon thread that beats every `heartbeat_every_s` seconds."""
+def start_heartbeat(settings: Settings, queues: list[str], celery: Celery) -> threading.Thread:
+    """Start the daemon thread that beats, and reaps lost experiments, on its own clock."""
 
     def loop() -> None:
-        while not _State.shutdown.wait(settings.heartbeat_every_s):
+        last_reap = 0.0
+        while True:
             try:
                 beat(settings, queues)
+                if time.monotonic() - last_reap >= settings.reap_every_s:
+                    last_reap = time.monotonic()
+                    reap(settings, celery)
             except Exception:
                 log.exception("heartbeat failed; will try again")
+            if _State.shutdown.wait(settings.heartbeat_every_s):
+                return
 
-    beat(settings, queues)
     thread = threading.Thread(target=loop, name="bnlab-heartbeat", daemon=True)
     thread.start()
     return thread

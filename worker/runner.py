@@ -131,7 +131,12 @@ def hand_back(settings: Settings, experiment_id: uuid.UUID) -> str:
         session.execute(
             update(Experiment)
             .where(Experiment.id == experiment_id, Experiment.status == ExperimentStatus.running)
-            .values(status=ExperimentStatus.queued, worker=None)
+            .values(
+                status=ExperimentStatus.queued,
+                worker=None,
+                enqueued_at=utcnow(),
+                enqueue_count=Experiment.enqueue_count + 1,
+            )
         )
     log.info("experiment %s handed back at shutdown", experiment_id)
     return ExperimentStatus.queued

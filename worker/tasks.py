@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from shared.broker import TRAIN_TASK
+from shared.broker import TRAIN_TASK, send_training
 from shared.config import get_settings
 from shared.models import ExperimentStatus
 from worker.celery_app import app
@@ -17,5 +17,5 @@ def train_experiment(experiment_id: str, queue: str = "any") -> str:
     status = run_experiment(get_settings(), uuid.UUID(experiment_id))
     if status == ExperimentStatus.queued:
         # Handed back at shutdown, checkpoint stored: whichever worker comes next resumes it.
-        app.send_task(TRAIN_TASK, args=[experiment_id, queue], queue=queue)
+        send_training(app, experiment_id, queue)
     return status

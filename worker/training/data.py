@@ -79,8 +79,12 @@ class Dataset:
             mean, std = self.stats()
             grid = None if self.x_grid is None else (self.x_grid - mean) / std
             self._cache["normalized"] = Dataset(
-                self.task, (self.x_train - mean) / std, self.y_train,
-                (self.x_test - mean) / std, self.y_test, x_grid=grid,
+                self.task,
+                (self.x_train - mean) / std,
+                self.y_train,
+                (self.x_test - mean) / std,
+                self.y_test,
+                x_grid=grid,
             )
         return self._cache["normalized"]
 
@@ -153,8 +157,15 @@ def _load_digits() -> dict[str, torch.Tensor]:
     x_train, x_test, y_train, y_test = train_test_split(
         x, digits.target.astype(np.int64), test_size=0.2, stratify=digits.target, random_state=0
     )
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
-            {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}.items()}
+    return {
+        k: torch.from_numpy(np.ascontiguousarray(v))
+        for k, v in {
+            "x_train": x_train,
+            "y_train": y_train,
+            "x_test": x_test,
+            "y_test": y_test,
+        }.items()
+    }
 
 
 @lru_cache(maxsize=4)
@@ -175,8 +186,7 @@ def _regression1d(spec: DatasetSpec) -> dict[str, torch.Tensor]:
     y_train = x + spec.noise * torch.randn(x.shape, generator=g)
     y_test = x + spec.noise * torch.randn(x.shape, generator=g)
     grid = torch.linspace(-1.1, 1.1, GRID_POINTS).unsqueeze(1)
-    return {"x_train": x, "y_train": y_train, "x_test": x.clone(), "y_test": y_test,
-            "x_grid": grid}
+    return {"x_train": x, "y_train": y_train, "x_test": x.clone(), "y_test": y_test, "x_grid": grid}
 
 
 def _wide_scale(spec: DatasetSpec) -> dict[str, torch.Tensor]:

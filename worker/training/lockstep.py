@@ -28,8 +28,13 @@ class Member:
 def make_optimizer(params: Any, spec: OptimizerSpec) -> torch.optim.Optimizer:
     """The optimizer a spec names."""
     if spec.name == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
-                               nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+        return torch.optim.SGD(
+            params,
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov,
+            weight_decay=spec.weight_decay,
+        )
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
     return cls(params, lr=spec.lr, weight_decay=spec.weight_decay)
 
@@ -48,8 +53,13 @@ def make_scheduler(
 def build_members(spec: ExperimentSpec, run_seed: int, device: torch.device) -> list[Member]:
     """Fresh nets (built on the CPU so every device starts from the same weights) and optimizers."""
     info = CATALOG[spec.dataset.name]
-    nets = build_group([v.model for v in spec.variants], info.input_shape, info.num_outputs,
-                       run_seed, spec.training.init)
+    nets = build_group(
+        [v.model for v in spec.variants],
+        info.input_shape,
+        info.num_outputs,
+        run_seed,
+        spec.training.init,
+    )
     members = []
     for variant, net in zip(spec.variants, nets, strict=True):
         net.to(device)

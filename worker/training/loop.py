@@ -59,7 +59,7 @@ class TrainResult:
 
 
 def resolve_device(requested: str) -> torch.device:
-    """"auto" is CUDA when there is one, else the CPU (decided here, never at import)."""
+    """ "auto" is CUDA when there is one, else the CPU (decided here, never at import)."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -140,8 +140,13 @@ class _Trainer:
             order = position["order"].to(self.device)
             recorder.start_at(start_epoch * self.spe + start_k + 1)
         active = [m for m in members if books[m.name].status == "running"]
-        state = {"seed_index": seed_index, "members": members, "prober": prober,
-                 "generator": generator, "recorder": recorder}
+        state = {
+            "seed_index": seed_index,
+            "members": members,
+            "prober": prober,
+            "generator": generator,
+            "recorder": recorder,
+        }
         for epoch in range(start_epoch, self.spec.training.epochs):
             if not active:
                 break
@@ -160,8 +165,10 @@ class _Trainer:
                 step = epoch * self.spe + k + 1
                 active = self._step(state, active, k, step)
                 state["step_in_epoch"] = k + 1
-                if (time.monotonic() - self.last_flush >= self.settings.flush_every_s
-                        or recorder.pending_steps >= MAX_PENDING):
+                if (
+                    time.monotonic() - self.last_flush >= self.settings.flush_every_s
+                    or recorder.pending_steps >= MAX_PENDING
+                ):
                     self._flush(state)
             self._end_epoch(recorder, active, epoch)
             for m in active:
@@ -217,8 +224,10 @@ class _Trainer:
             return
         cpu = self.cpu_data
         for m in members:
-            for key, x, y in (("train_points", cpu.x_train, cpu.y_train),
-                              ("test_points", cpu.x_test, cpu.y_test)):
+            for key, x, y in (
+                ("train_points", cpu.x_train, cpu.y_train),
+                ("test_points", cpu.x_test, cpu.y_test),
+            ):
                 recorder.curve(m.name, key, 0, 0, x[:, 0].tolist(), y[:, 0])
 
     def _finish_seed(self, state: dict[str, Any], seed_index: int) -> None:
@@ -253,10 +262,13 @@ class _Trainer:
         position = None
         if state is not None:
             position = {
-                "epoch": state["epoch"], "step_in_epoch": state["step_in_epoch"],
-                "order": state["order"].cpu(), "group": group_state(state["members"]),
+                "epoch": state["epoch"],
+                "step_in_epoch": state["step_in_epoch"],
+                "order": state["order"].cpu(),
+                "group": group_state(state["members"]),
                 "data_generator": state["generator"].get_state(),
-                "rng": _rng_state(self.device), "probes": state["prober"].state_dict(),
+                "rng": _rng_state(self.device),
+                "probes": state["prober"].state_dict(),
             }
         return {
             "format": CHECKPOINT_FORMAT,
@@ -271,8 +283,9 @@ class _Trainer:
         for book in self.books.values():
             if self.cancelled and book.status in ("pending", "running"):
                 book.status = "cancelled"
-            runs.append(RunOutcome(book.variant, book.seed, book.status, book.diverged_step,
-                                   book.summary()))
+            runs.append(
+                RunOutcome(book.variant, book.seed, book.status, book.diverged_step, book.summary())
+            )
         status = "cancelled" if self.cancelled else "succeeded"
         return TrainResult(status, str(self.device), runs)
 
@@ -286,11 +299,18 @@ def train(
     settings: Settings | None = None,
 ) -> TrainResult:
     """Train every variant of the spec in lockstep, once per seed, reporting to `sink`."""
-    trainer = _Trainer(spec, sink, resolve_device(device if device != "auto" else spec.device),
-                       settings or get_settings())
+    trainer = _Trainer(
+        spec,
+        sink,
+        resolve_device(device if device != "auto" else spec.device),
+        settings or get_settings(),
+    )
     start, position = 0, None
     if resume is not None:
-        if resume.get("format") != CHECKPOINT_FORMAT or resume.get("spec") != spec.model_dump_json():
+        if (
+            resume.get("format") != CHECKPOINT_FORMAT
+            or resume.get("spec") != spec.model_dump_json()
+        ):
             raise ValueError("checkpoint does not belong to this spec (or is of another format)")
         for saved in resume["books"]:
             book = RunBook.from_dict(saved)

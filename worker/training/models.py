@@ -62,7 +62,9 @@ class Net(nn.Sequential):
         self.probe_names: list[str | None] = [p.name if p.probed else None for p in plan]
         self.canonical = {module_key(p.name): p.name for p in plan}
 
-    def forward_with_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
+    def forward_with_outputs(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
         """Forward pass that also returns every probed layer's output, by canonical name."""
         outputs = []
         for name, layer in zip(self.probe_names, self, strict=True):

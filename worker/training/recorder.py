@@ -83,8 +83,9 @@ class Recorder:
         """Record an evaluation scalar."""
         self.evals.append((self.books[variant], key, step, value))
 
-    def curve(self, variant: str, key: str, step: int, epoch: int, x: list[float],
-              y: torch.Tensor) -> None:
+    def curve(
+        self, variant: str, key: str, step: int, epoch: int, x: list[float], y: torch.Tensor
+    ) -> None:
         """Record a curve (x known on the host, y on the device)."""
         self.curves.append(_Curve(self.books[variant], key, step, epoch, x, y))
 
@@ -150,8 +151,9 @@ class Recorder:
             y = host[offset : offset + c.y.numel()]
             offset += len(y)
             if c.book.accepts(c.step) and np.isfinite(y).all():
-                curves.append(CurvePoint(c.book.variant, c.book.seed, c.key, c.step, c.epoch,
-                                         c.x, y.tolist()))
+                curves.append(
+                    CurvePoint(c.book.variant, c.book.seed, c.key, c.step, c.epoch, c.x, y.tolist())
+                )
         captures = []
         for pending in self.captures:
             rows = host[offset : offset + pending.values.numel()]

@@ -1,0 +1,257 @@
+"""What each plot needs, read from the database and shaped by build.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.plots import FORMATS
+from api.plots import build as b
+from shared import results
+from shared.datasets import CATALOG
+from shared.models import Experiment, Histogram
+from shared.shapes import pre_activation_layer
+from shared.spec import ExperimentSpec
+
+ACTIVATION = "activation"
+
+
+@dataclass(frozen=True)
+class Source:
+    """An experiment as the plots see it: its spec, task and runs."""
+
+    experiment: Experiment
+    spec: ExperimentSpec
+    task: str
+    runs: list[b.RunRef]
+
+    @classmethod
+    def of(cls, experiment: Experiment) -> Source:
+        """Parse the stored (already validated) spec once."""
+        spec = ExperimentSpec.model_validate(experiment.spec)
+        runs = [b.RunRef(r.id, r.variant, r.seed) for r in experiment.runs]
+        return cls(experiment, spec, CATALOG[spec.dataset.name].task, runs)
+
+    @property
+    def variants(self) -> list[str]:
+        """Variant names in the spec's order (which fixes their colours)."""
+        return [v.name for v in self.spec.variants]
+
+    @property
+    def seeds(self) -> list[int]:
+        """The spec's seeds, in order."""
+        return list(self.spec.training.seeds)
+
+    def runs_of(self, seed: int) -> dict[str, b.RunRef]:
+        """Variant -> run for one seed."""
+        return {r.variant: r for r in self.runs if r.seed == seed}
+
+    def default_layers(self) -> dict[str, str]:
+        """The notebook's first hidden layer of each variant (BN output where BN comes first)."""
+        return {v.name: pre_activation_layer(v.model) for v in self.spec.variants}
+
+    def plots(self) -> list[str]:
+        """The plot names that apply to this experiment."""
+        return [n for n in FORMATS if n != "fit" or self.task == "regression"]
+
+
+def captured_layers(session: Session, runs: dict[str, b.RunRef]) -> dict[str, set[str]]:
+    """Variant -> layers with at least one activation capture."""
+    by_id = {r.id: v for v, r in runs.items()}
+    query = (
+        select(Histogram.run_id, Histogram.layer)
+        .where(Histogram.run_id.in_(list(by_id)), Histogram.kind == ACTIVATION)
+        .distinct()
+    )
+    out: dict[str, set[str]] = {v: set() for v in runs}
+    for run_id, layer in session.execute(query):
+        out[by_id[run_id]].add(layer)
+    return out
+
+
+def captured_steps(
+    session: Session, runs: dict[str, b.RunRef], layers: dict[str, str]
+) -> dict[str, list[int]]:
+    """Variant -> the steps at which its chosen layer was captured."""
+    out: dict[str, list[int]] = {}
+    for variant, layer in layers.items():
+        query = select(Histogram.step).where(
+            Histogram.run_id == runs[variant].id,
+            Histogram.layer == layer,
+            Histogram.kind == ACTIVATION,
+        )
+        out[variant] = sorted(session.scalars(query))
+    return out
+
+
+def read_captures(
+    session: Session,
+    runs: dict[str, b.RunRef],
+    layers: dict[str, str],
+    steps: Sequence[int] = (),
+) -> dict[str, list[b.Capture]]:
+    """Variant -> its chosen layer's captures (at `steps`, or all), in step order."""
+    out: dict[str, list[b.Capture]] = {}
+    for variant, layer in layers.items():
+        rows = results.read_histograms(session, [runs[variant].id], [layer], steps, ACTIVATION)
+        out[variant] = [b.Capture(h.step, h.edges, h.counts, h.stats) for h in rows]
+    return out
+
+
+def read_stats(
+    session: Session, runs: dict[str, b.RunRef], layers: dict[str, str]
+) -> dict[str, list[b.Capture]]:
+    """Like read_captures but without edges and counts: only the stats column is read."""
+    out: dict[str, list[b.Capture]] = {}
+    for variant, layer in layers.items():
+        query = (
+            select(Histogram.step, Histogram.stats)
+            .where(
+                Histogram.run_id == runs[variant].id,
+                Histogram.layer == layer,
+                Histogram.kind == ACTIVATION,
+            )
+            .order_by(Histogram.step)
+        )
+        out[variant] = [b.Capture(step, [], [], stats) for step, stats in session.execute(query)]
+    return out
+
+
+def _layers(
+    session: Session, src: Source, runs: dict[str, b.RunRef], layer: str | None
+) -> dict[str, str]:
+    defaults = {v: layer for v, layer in src.default_layers().items() if v in runs}
+    return b.resolve_layers(list(runs), defaults, captured_layers(session, runs), layer)
+
+
+def loss(session: Session, src: Source, smooth: int | None = None) -> dict[str, Any]:
+    """Train loss per step of every variant, across seeds."""
+    ids = [r.id for r in src.runs]
+    series = results.read_series(session, ids, ["train_loss"])
+    flat = {i: s.get("train_loss", ([], [])) for i, s in series.items()}
+    return b.build_loss(src.runs, src.variants, flat, smooth or 1)
+
+
+def activations(
+    session: Session,
+    src: Source,
+    layer: str | None = None,
+    step: int | None = None,
+    seed: int | None = None,
+    most: int = b.MAX_PANELS,
+) -> dict[str, Any]:
+    """One layer's distribution per variant at one step, or at up to `most` captured steps."""
+    seed = b.pick_seed(src.seeds, seed)
+    runs = src.runs_of(seed)
+    layers = _layers(session, src, runs, layer)
+    by_variant = captured_steps(session, runs, layers)
+    every = sorted(set().union(*by_variant.values())) if by_variant else []
+    chosen = b.select_steps(every, step, most)
+    captures = read_captures(session, runs, layers, chosen) if chosen else {}
+    ids = {r.id: v for v, r in runs.items()}
+    series = results.read_series(session, list(ids), ["train_loss"])
+    losses = {ids[i]: s["train_loss"] for i, s in series.items() if "train_loss" in s}
+    keyed = {v: {c.step: c for c in rows} for v, rows in captures.items()}
+    return b.build_activations(src.variants, layers, every, chosen, keyed, losses, seed)
+
+
+def distributions(
+    session: Session, src: Source, layer: str | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """Quantile bands and drift over steps of one layer per variant."""
+    seed = b.pick_seed(src.seeds, seed)
+    runs = src.runs_of(seed)
+    layers = _layers(session, src, runs, layer)
+    return b.build_distributions(src.variants, layers, read_stats(session, runs, layers), seed)
+
+
+def evaluation(session: Session, src: Source) -> dict[str, Any]:
+    """Test loss and accuracy per evaluation, and the train-test gap."""
+    keys = ["test_loss", "test_accuracy", "train_loss", "train_loss_eval"]
+    series = results.read_series(session, [r.id for r in src.runs], keys)
+    eval_steps = next((s["test_loss"][0] for s in series.values() if "test_loss" in s), [])
+    t = src.spec.training
+    spe = b.steps_per_epoch(eval_steps, t.eval_every, t.epochs)
+    return b.build_eval(src.runs, src.variants, series, src.task, spe)
+
+
+def fit(
+    session: Session, src: Source, epoch: int | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """Data points and prediction curves of a regression experiment at one evaluated epoch."""
+    if src.task != "regression":
+        raise b.PlotParamError(
+            "name", f"fit plots need a regression data set, not {src.task}", src.plots()
+        )
+    seed = b.pick_seed(src.seeds, seed)
+    runs = src.runs_of(seed)
+    ids = {r.id: v for v, r in runs.items()}
+    fits: dict[str, dict[int, tuple[int, list[float], list[float]]]] = {v: {} for v in runs}
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for curve in results.read_curves(session, list(ids)):
+        variant = ids[curve.run_id]
+        if curve.key == "fit":
+            fits[variant][curve.epoch] = (curve.step, curve.x, curve.y)
+        elif curve.key in ("train_points", "test_points"):
+            # Every variant stores the same points; the first one read is kept.
+            points.setdefault(curve.key, (curve.x, curve.y))
+    series = results.read_series(session, list(ids), ["test_loss"])
+    test_loss = {ids[i]: s["test_loss"] for i, s in series.items() if "test_loss" in s}
+    return b.build_fit(src.variants, fits, points, test_loss, epoch, seed)
+
+
+def index(session: Session, src: Source, seed: int | None = None) -> dict[str, Any]:
+    """What can be asked for: plots and formats, seeds, layers, captured steps, epochs."""
+    seed = b.pick_seed(src.seeds, seed)
+    runs = src.runs_of(seed)
+    captured = captured_layers(session, runs)
+    layers = sorted(set().union(*captured.values())) if captured else []
+    defaults = {v: layer for v, layer in src.default_layers().items() if v in runs}
+    chosen = b.resolve_layers(list(runs), defaults, captured, None)
+    steps = captured_steps(session, runs, chosen)
+    epochs: list[int] = []
+    if src.task == "regression":
+        epochs = sorted(
+            {c.epoch for c in results.read_curves(session, [r.id for r in runs.values()], "fit")}
+        )
+    return {
+        "experiment_id": str(src.experiment.id),
+        "status": src.experiment.status,
+        "task": src.task,
+        "plots": {name: list(FORMATS[name]) for name in src.plots()},
+        "seeds": src.seeds,
+        "variants": src.variants,
+        "layers": layers,
+        "default_layers": chosen,
+        "steps": sorted(set().union(*steps.values())) if steps else [],
+        "epochs": epochs,
+    }
+
+
+def gather(session: Session, experiment: Experiment, name: str, params: dict[str, Any]) -> Any:
+    """The data behind plot `name` with the given (already type-checked) parameters."""
+    src = Source.of(experiment)
+    if name == "loss":
+        return loss(session, src, params.get("smooth"))
+    if name == "activations":
+        most = b.MAX_FRAMES if params.get("frames") else b.MAX_PANELS
+        return activations(
+            session, src, params.get("layer"), params.get("step"), params.get("seed"), most
+        )
+    if name == "distributions":
+        return distributions(session, src, params.get("layer"), params.get("seed"))
+    if name == "eval":
+        return evaluation(session, src)
+    if name == "fit":
+        return fit(session, src, params.get("epoch"), params.get("seed"))
+    raise b.PlotParamError("name", f"no plot '{name}'", list(FORMATS))
+
+
+def run_ids(experiment: Experiment) -> list[uuid.UUID]:
+    """Ids of an experiment's runs, in position order."""
+    return [r.id for r in experiment.runs]

@@ -1,0 +1,223 @@
+"""Nothing lost: a killed or stopped worker, a restarted Redis, a diverging run.
+
+These run on PostgreSQL and a Redis of their own (a private redis-server on a free port, so that
+restarting it disturbs nobody), with short heartbeat and reaper periods.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.stack import Stack, free_port
+from shared.spec import ExperimentSpec
+from tests.conftest import ARTIFACTS
+from worker.training.loop import train
+from worker.training.sink import MemorySink
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+]
+
+FAST_RECOVERY = {
+    "BNLAB_HEARTBEAT_EVERY_S": "0.5",
+    "BNLAB_HEARTBEAT_STALE_S": "3",
+    "BNLAB_REAP_EVERY_S": "1",
+    "BNLAB_REQUEUE_AFTER_S": "3",
+    "BNLAB_CHECKPOINT_EVERY_S": "0.3",
+    "BNLAB_FLUSH_EVERY_S": "0.2",
+}
+
+# Long enough to interrupt mid-way; dropout makes the resume depend on the saved RNG state.
+LONG = {
+    "name": "long",
+    "dataset": {"name": "digits"},
+    "variants": [
+        {"name": "plain", "model": {"kind": "mlp", "hidden": [32]}},
+        {"name": "dropout", "model": {"kind": "mlp", "hidden": [32], "dropout": 0.3}},
+    ],
+    "training": {"epochs": 80, "batch_size": 64},
+    "probes": {"every": 50},
+}
+
+
+class PrivateRedis:
+    """A redis-server of this test module's own, which it may stop and start at will."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
+                return
+            time.sleep(0.1)
+        raise TimeoutError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def recovery_stack(
+    pg_url: str, redis: PrivateRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    env = {
+        "BNLAB_DATABASE_URL": pg_url,
+        "BNLAB_BROKER_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "BNLAB_DATA_DIR": str(tmp_path_factory.mktemp("recovery")),
+        **FAST_RECOVERY,
+    }
+    with Stack(env=env, log_dir=ARTIFACTS / "logs" / "recovery") as running:
+        yield running
+
+
+def submit(stack: Stack, spec: dict) -> str:
+    status, experiment = stack.request("POST", "/api/v1/experiments", {"spec": spec})
+    assert status == 201, experiment
+    return str(experiment["id"])
+
+
+def wait_progress(stack: Stack, experiment_id: str, at_least: float) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+        if experiment["status"] == "running" and experiment["progress"] >= at_least:
+            return dict(experiment)
+        time.sleep(0.05)
+    raise TimeoutError(f"experiment {experiment_id} never reached progress {at_least}")
+
+
+def losses(stack: Stack, experiment: dict) -> dict[str, tuple[list[int], list[float]]]:
+    out = {}
+    for run in experiment["runs"]:
+        _, body = stack.request("GET", f"/api/v1/runs/{run['id']}/metrics?key=train_loss")
+        series = body["series"]["train_loss"]
+        out[run["variant"]] = (series["steps"], series["values"])
+    return out
+
+
+def uninterrupted(spec: dict) -> dict[str, list[float]]:
+    sink = MemorySink()
+    train(ExperimentSpec.model_validate(spec), sink, device="cpu")
+    return {
+        v["name"]: [value for _, value in sink.series(v["name"], "train_loss")]
+        for v in spec["variants"]
+    }
+
+
+def assert_same_as_uninterrupted(stack: Stack, experiment: dict, spec: dict) -> None:
+    stored = losses(stack, experiment)
+    reference = uninterrupted(spec)
+    for variant, (steps, values) in stored.items():
+        assert steps == list(range(1, len(reference[variant]) + 1)), "one value per step"
+        assert values == pytest.approx(reference[variant], rel=1e-6, abs=1e-7)
+
+
+def test_sigkilled_worker_loses_nothing_and_resumes_exactly(recovery_stack: Stack) -> None:
+    experiment_id = submit(recovery_stack, LONG)
+    wait_progress(recovery_stack, experiment_id, 0.3)
+    recovery_stack.stop("worker", sig=signal.SIGKILL)
+    killed_at = time.monotonic()
+    recovery_stack.start_worker()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, experiment = recovery_stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+        if experiment["status"] == "running" and experiment["attempt"] == 2:
+            break
+        time.sleep(0.1)
+    recovered_s = time.monotonic() - killed_at
+    (ARTIFACTS / "recovery_time.txt").write_text(f"SIGKILL to running again: {recovered_s:.1f} s\n")
+    assert experiment["attempt"] == 2, experiment
+    final = recovery_stack.wait_finished(experiment_id, timeout_s=120)
+    assert final["status"] == "succeeded" and final["attempt"] == 2
+    assert_same_as_uninterrupted(recovery_stack, final, LONG)
+
+
+def test_sigterm_checkpoints_hands_back_and_exits_quickly(recovery_stack: Stack) -> None:
+    experiment_id = submit(recovery_stack, LONG)
+    wait_progress(recovery_stack, experiment_id, 0.3)
+    worker = recovery_stack.processes["worker"]
+    started = time.monotonic()
+    recovery_stack.stop("worker", sig=signal.SIGTERM, timeout_s=30)
+    assert worker.returncode is not None and time.monotonic() - started < 10
+    _, handed_back = recovery_stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+    assert handed_back["status"] == "queued" and 0.3 <= handed_back["progress"] < 1
+    recovery_stack.start_worker()
+    final = recovery_stack.wait_finished(experiment_id, timeout_s=120)
+    assert final["status"] == "succeeded" and final["attempt"] == 2
+    assert_same_as_uninterrupted(recovery_stack, final, LONG)
+
+
+def test_redis_restart_loses_no_experiment(recovery_stack: Stack, redis: PrivateRedis) -> None:
+    running_id = submit(recovery_stack, LONG)
+    wait_progress(recovery_stack, running_id, 0.1)
+    small = {**LONG, "name": "small", "training": {"epochs": 2, "batch_size": 64}}
+    queued_ids = [submit(recovery_stack, small) for _ in range(3)]
+    redis.stop()  # this Redis keeps nothing on disk: the queued messages are gone
+    time.sleep(1.0)
+    redis.start()
+    for experiment_id in [running_id, *queued_ids]:
+        final = recovery_stack.wait_finished(experiment_id, timeout_s=180)
+        assert final["status"] == "succeeded", (experiment_id, final.get("error"))
+
+
+def test_diverging_run_ends_diverged_without_nan_rows(recovery_stack: Stack) -> None:
+    spec = {
+        "name": "diverges",
+        "dataset": {"name": "wide-scale", "n": 512},
+        "variants": [
+            {"name": "raw", "model": {"kind": "mlp", "hidden": [16]}},
+            {
+                "name": "normalized",
+                "model": {"kind": "mlp", "hidden": [16]},
+                "normalize_inputs": True,
+            },
+        ],
+        "training": {"epochs": 5, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 5.0}},
+    }
+    final = recovery_stack.wait_finished(submit(recovery_stack, spec), timeout_s=60)
+    assert final["status"] == "succeeded"
+    raw = next(r for r in final["runs"] if r["variant"] == "raw")
+    assert raw["status"] == "diverged" and raw["diverged_step"] >= 1
+    steps, values = losses(recovery_stack, final)["raw"]
+    assert all(v == v and abs(v) != float("inf") for v in values)
+    assert not steps or max(steps) < raw["diverged_step"]

@@ -1,0 +1,92 @@
+"""Finds experiments the broker lost track of, and queues them again.
+
+Brokers do not redeliver reliably (a SIGKILLed worker's task was not redelivered within a minute,
+neither by Redis nor by the embedded transports), so the database decides: a running experiment
+whose heartbeat went stale is queued again, and a queued one that nobody claimed is sent again.
+Every update is conditional, so when several workers reap at once only one of them sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Celery
+from sqlalchemy import or_, select, update
+
+from shared.broker import send_training
+from shared.config import Settings
+from shared.db import session_scope
+from shared.models import Experiment, ExperimentStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+# Re-sends of a queued experiment back off up to this many doublings of requeue_after_s.
+MAX_DOUBLINGS = 6
+
+
+def reap(settings: Settings, celery: Celery) -> list[str]:
+    """Queue again what was lost; returns the ids sent."""
+    now = utcnow()
+    to_send: list[tuple[str, str]] = []
+    with session_scope(settings.resolved_database_url) as session:
+        stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
+        stale = session.execute(
+            select(Experiment.id, Experiment.queue).where(
+                Experiment.status == ExperimentStatus.running,
+                Experiment.heartbeat_at < stale_before,
+            )
+        ).all()
+        for experiment_id, queue in stale:
+            reset = session.execute(
+                update(Experiment)
+                .where(
+                    Experiment.id == experiment_id,
+                    Experiment.status == ExperimentStatus.running,
+                    Experiment.heartbeat_at < stale_before,
+                )
+                .values(
+                    status=ExperimentStatus.queued,
+                    worker=None,
+                    enqueued_at=now,
+                    enqueue_count=Experiment.enqueue_count + 1,
+                )
+            )
+            if reset.rowcount:
+                log.warning("experiment %s lost its worker; queued again", experiment_id)
+                to_send.append((str(experiment_id), queue))
+
+        waiting = session.execute(
+            select(
+                Experiment.id, Experiment.queue, Experiment.enqueued_at, Experiment.enqueue_count
+            ).where(
+                Experiment.status == ExperimentStatus.queued,
+                Experiment.cancel_requested.is_(False),
+                or_(
+                    Experiment.enqueued_at.is_(None),
+                    Experiment.enqueued_at < now - timedelta(seconds=settings.requeue_after_s),
+                ),
+            )
+        ).all()
+        for experiment_id, queue, enqueued_at, count in waiting:
+            gap = settings.requeue_after_s * 2 ** min(max(count - 1, 0), MAX_DOUBLINGS)
+            if enqueued_at is not None and enqueued_at > now - timedelta(seconds=gap):
+                continue
+            resent = session.execute(
+                update(Experiment)
+                .where(
+                    Experiment.id == experiment_id,
+                    Experiment.status == ExperimentStatus.queued,
+                    Experiment.enqueue_count == count,
+                )
+                .values(enqueued_at=now, enqueue_count=count + 1)
+            )
+            if resent.rowcount:
+                log.warning(
+                    "experiment %s unclaimed since %s; sent again", experiment_id, enqueued_at
+                )
+                to_send.append((str(experiment_id), queue))
+    # After the commit, so the worker that receives it finds the row as we left it.
+    for experiment_id, queue in to_send:
+        send_training(celery, experiment_id, queue)
+    return [experiment_id for experiment_id, _ in to_send]
