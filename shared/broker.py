@@ -43,6 +43,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            # The folder is polled; kombu's default of once a second would idle a short job.
+            "polling_interval": 0.1,
         }
     return config
 

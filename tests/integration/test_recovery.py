@@ -43,7 +43,7 @@ LONG = {
         {"name": "plain", "model": {"kind": "mlp", "hidden": [32]}},
         {"name": "dropout", "model": {"kind": "mlp", "hidden": [32], "dropout": 0.3}},
     ],
-    "training": {"epochs": 80, "batch_size": 64},
+    "training": {"epochs": 40, "batch_size": 64},
     "probes": {"every": 50},
 }
 
