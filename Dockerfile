@@ -16,6 +16,9 @@ COPY shared ./shared
 COPY migrations ./migrations
 COPY api ./api
 COPY worker ./worker
+# The `bnlab` admin command (bnlab tokens create NAME); the pins above are the dependencies.
+COPY pyproject.toml ./
+RUN pip install --no-deps -e .
 
 RUN useradd --create-home bnlab && mkdir -p /data && chown bnlab /data
 USER bnlab

@@ -41,6 +41,9 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/python -m pytest -q tests/integration
 
+test-browser: setup
+	$(BIN)/python -m pytest -q tests/browser
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,7 +57,9 @@ typecheck: setup
 
 bench: setup
 	$(BIN)/python -m bench.bench_service
+	$(BIN)/python -m bench.bench_load
 	$(BIN)/python -m bench.bench_training
+	$(BIN)/python -m bench.bench_plots
 
 clean:
 	rm -rf .data tests/artifacts

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from celery import Celery
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
 from shared.config import Settings, get_settings
@@ -42,9 +42,15 @@ def celery_dep(request: Request) -> Celery:
 CeleryDep = Annotated[Celery, Depends(celery_dep)]
 
 
-def owner_dep() -> str:
-    """Who is asking. Until tokens exist every request acts for the single local owner."""
-    return "local"
+def owner_dep(request: Request) -> str:
+    """Who is asking, as api.auth.AuthMiddleware found it ("local" with auth off)."""
+    owner: str | None = request.scope.get("state", {}).get("owner")
+    if owner is None:
+        # Only reachable if the middleware is missing: fail closed all the same.
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"}
+        )
+    return owner
 
 
 CurrentOwner = Annotated[str, Depends(owner_dep)]

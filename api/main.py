@@ -7,9 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
+from api import openapi
+from api.auth import AuthMiddleware
 from api.docs import mount_docs
-from api.routes import experiments, health, presets, runs
+from api.errors import http_error, validation_error
+from api.limits import BodyLimitMiddleware
+from api.pages import routes as pages
+from api.routes import compare, experiments, health, plots, presets, runs, session
 from shared.broker import make_celery
 from shared.config import get_settings
 from shared.logs import configure_logging
@@ -22,6 +29,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.celery = make_celery(settings, "bnlab-api")
     log.info("database %s, broker %s", settings.resolved_database_url, settings.resolved_broker_url)
+    if not settings.auth_enabled:
+        log.warning(
+            "authentication is OFF: every request acts as owner 'local'%s",
+            " (embedded default; serve it on 127.0.0.1 only)"
+            if settings.is_embedded
+            else " (BNLAB_AUTH=off)",
+        )
     yield
 
 
@@ -36,9 +50,16 @@ def create_app() -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    for module in (health, presets, experiments, runs):
+    for module in (health, presets, experiments, runs, plots, compare, pages):
         app.include_router(module.router)
+    app.include_router(session.router)
     mount_docs(app)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    # Added last, so outermost: an oversized body is refused before anything else looks at it.
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    openapi.install(app)
     return app
 
 

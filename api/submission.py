@@ -111,7 +111,7 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
     """422 when the model does not fit its input, or the job would be unreasonably large."""
     info = CATALOG[spec.dataset.name]
     for index, variant in enumerate(spec.variants):
-        loc = ["body", "spec", "variants", index, "model"]
+        loc: list[str | int] = ["body", "spec", "variants", index, "model"]
         try:
             shape = describe_model(variant.model, info.input_shape, info.num_outputs)
         except ShapeError as exc:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.config import Settings
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,10 @@ class Stack:
     log_dir: Path | None = None
     queues: str = "gpu,cpu,any"
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # The bearer token request() sends; made by start() when the stack checks tokens.
+    token: str | None = None
+    # uvicorn worker processes (the benchmarks compare 1 and 2).
+    api_workers: int = 1
 
     @property
     def url(self) -> str:
@@ -48,6 +54,16 @@ class Stack:
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether this stack's API checks tokens (the same rule as the API's settings)."""
+        fields = {
+            name: self.env[f"BNLAB_{name.upper()}"]
+            for name in ("database_url", "broker_url", "auth")
+            if f"BNLAB_{name.upper()}" in self.env
+        }
+        return Settings(**fields).auth_enabled
 
     def _output(self, name: str) -> Any:
         if self.log_dir is None:
@@ -64,6 +80,23 @@ class Stack:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    def create_token(self, owner: str) -> str:
+        """A new API token for `owner`, made by the admin CLI (`bnlab tokens create`)."""
+        cli = (
+            [str(BIN / "bnlab")]
+            if (BIN / "bnlab").exists()
+            else [sys.executable, "-m", "shared.cli"]
+        )
+        result = subprocess.run(
+            [*cli, "tokens", "create", owner],
+            cwd=ROOT,
+            env=self._env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip()
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
         """A real Celery worker process serving this stack's queues."""
@@ -98,6 +131,8 @@ class Stack:
             "--port",
             str(self.port),
         ]
+        if self.api_workers > 1:
+            command += ["--workers", str(self.api_workers)]
         out = self._output("api")
         process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdout=out, stderr=out)
         self.processes["api"] = process
@@ -119,10 +154,13 @@ class Stack:
             time.sleep(0.2)
         raise TimeoutError(f"API at {self.url} not ready after {timeout_s} s")
 
-    def start(self) -> Stack:
-        """Migrate, then start the worker and the API."""
+    def start(self, worker: bool = True) -> Stack:
+        """Migrate, make a token if the API will want one, then start the worker and the API."""
         self.migrate()
-        self.start_worker()
+        if self.auth_enabled and self.token is None:
+            self.token = self.create_token("stack-owner")
+        if worker:
+            self.start_worker()
         self.start_api()
         return self
 
@@ -147,15 +185,20 @@ class Stack:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """A JSON request to the API; returns status and decoded body."""
+    def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        """A JSON request to the API; returns status and decoded body.
+
+        `token`: None sends the stack's own token (if it has one), "" sends none, anything else
+        is sent as the bearer token (to act as another owner, or with a wrong one).
+        """
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"{self.url}{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
+        headers = {"Content-Type": "application/json"}
+        bearer = self.token if token is None else token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
                 return response.status, json.loads(response.read() or b"null")

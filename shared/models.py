@@ -183,7 +183,6 @@ class WorkerBeat(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-
 class ApiToken(Base):
     """A bearer token. Only the SHA-256 of its secret part is stored; the id is not secret."""
 

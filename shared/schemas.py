@@ -120,3 +120,24 @@ class CurvesPublic(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class ErrorMessage(BaseModel):
+    """The body of every 4xx that is not a validation error."""
+
+    detail: str
+
+
+class SessionCreate(BaseModel):
+    """Logging in: the API token to keep in the session cookie."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200)
+
+
+class SessionPublic(BaseModel):
+    """Who the session acts for, and whether tokens are checked at all."""
+
+    owner: str
+    auth: bool

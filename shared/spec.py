@@ -27,8 +27,8 @@ class DatasetSpec(Frozen):
 
     name: DatasetName
     # Use only the first N training / test examples (small budgets, tests, teaching).
-    train_size: int | None = Field(default=None, ge=1)
-    test_size: int | None = Field(default=None, ge=1)
+    train_size: int | None = Field(default=None, ge=1, le=100_000_000)
+    test_size: int | None = Field(default=None, ge=1, le=100_000_000)
     # regression1d and wide-scale: how many points, how noisy, which draw.
     n: int = Field(default=50, ge=2, le=1_000_000)
     noise: float = Field(default=0.3, ge=0.0, le=100.0)
@@ -120,7 +120,7 @@ class ScheduleSpec(Frozen):
     """Learning-rate schedule, stepped once per epoch."""
 
     name: Literal["none", "step", "cosine"] = "none"
-    step_size: int = Field(default=1, ge=1)
+    step_size: int = Field(default=1, ge=1, le=100_000)
     gamma: float = Field(default=0.1, gt=0.0, le=1.0)
 
 
@@ -137,7 +137,7 @@ class TrainingSpec(Frozen):
         default_factory=lambda: [0], min_length=1, max_length=32
     )
     # Evaluate on the test split every this many epochs (classification: every epoch).
-    eval_every: int = Field(default=1, ge=1)
+    eval_every: int = Field(default=1, ge=1, le=100_000)
     # "shared": layers of the same shape start from the same weights in every variant.
     init: Literal["independent", "shared"] = "independent"
 
@@ -152,7 +152,7 @@ class TrainingSpec(Frozen):
 class ProbeSpec(Frozen):
     """What activation statistics to capture, and how often."""
 
-    every: int = Field(default=10, ge=1)
+    every: int = Field(default=10, ge=1, le=100_000_000)
     bins: int = Field(default=50, ge=4, le=512)
     # The notebook looks at the distributions in eval mode.
     mode: Literal["eval", "train"] = "eval"

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from shared.models import ApiToken, utcnow
@@ -82,7 +82,7 @@ def revoke(session: Session, owner: str) -> int:
     """Delete every token of `owner`; how many there were."""
     result = session.execute(delete(ApiToken).where(ApiToken.owner == owner))
     session.commit()
-    return int(result.rowcount or 0)
+    return result.rowcount if isinstance(result, CursorResult) else 0
 
 
 def verify(session: Session, token: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from shared.presets import PRESETS
-from shared.schemas import PresetPublic
+from shared.schemas import ErrorMessage, PresetPublic
 
 router = APIRouter(prefix="/api/v1/presets", tags=["presets"])
 
@@ -18,7 +18,7 @@ def list_presets() -> list[PresetPublic]:
     ]
 
 
-@router.get("/{name}", response_model=PresetPublic)
+@router.get("/{name}", response_model=PresetPublic, responses={404: {"model": ErrorMessage}})
 def get_preset(name: str) -> PresetPublic:
     """One preset by name."""
     preset = PRESETS.get(name)

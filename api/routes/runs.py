@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
 from api.deps import CurrentOwner, SessionDep
@@ -23,6 +24,10 @@ from shared.schemas import (
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 KeyName = Annotated[str, Query(max_length=128)]
+# Steps are 32-bit in the database; larger numbers would overflow SQLite's driver (a 500).
+Step = Annotated[int, Field(ge=0, le=2**31 - 1)]
+# No control characters: PostgreSQL refuses NUL in text, which would surface as a 500.
+Text = Annotated[str, StringConstraints(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def owned_run(session: SessionDep, run_id: uuid.UUID, owner: str) -> Run:
@@ -40,8 +45,8 @@ def get_metrics(
     run_id: uuid.UUID,
     session: SessionDep,
     owner: CurrentOwner,
-    key: Annotated[list[str] | None, Query(max_length=32)] = None,
-    since_step: Annotated[int | None, Query(ge=0)] = None,
+    key: Annotated[list[Text] | None, Query(max_length=32)] = None,
+    since_step: Annotated[Step | None, Query()] = None,
 ) -> MetricsPublic:
     """Series per metric key; poll with since_step to get only the new points."""
     run = owned_run(session, run_id, owner)
@@ -57,9 +62,9 @@ def get_histograms(
     run_id: uuid.UUID,
     session: SessionDep,
     owner: CurrentOwner,
-    layer: Annotated[list[str] | None, Query(max_length=64)] = None,
-    step: Annotated[list[int] | None, Query(max_length=1000)] = None,
-    kind: Annotated[str | None, Query(max_length=16)] = None,
+    layer: Annotated[list[Text] | None, Query(max_length=64)] = None,
+    step: Annotated[list[Step] | None, Query(max_length=1000)] = None,
+    kind: Annotated[Text | None, Query(max_length=16)] = None,
 ) -> HistogramsPublic:
     """Activation (and weight/gradient) histograms, filterable by layer, step and kind."""
     run = owned_run(session, run_id, owner)
@@ -86,7 +91,7 @@ def get_curves(
     run_id: uuid.UUID,
     session: SessionDep,
     owner: CurrentOwner,
-    key: Annotated[str | None, Query(max_length=64)] = None,
+    key: Annotated[Text | None, Query(max_length=64)] = None,
 ) -> CurvesPublic:
     """Sampled curves: a regression run's predictions per evaluation, and its data points."""
     run = owned_run(session, run_id, owner)

@@ -1,0 +1,160 @@
+"""Who is asking: bearer tokens (or the login cookie holding one), checked before any route runs.
+
+The check is an ASGI middleware rather than a dependency so that it fails closed: a route, page
+or static mount added later is protected without having to ask for it. Only the paths below are
+public. The routes' dependency (api.deps.CurrentOwner) reads the owner the middleware found.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import urllib.parse
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared import tokens
+from shared.config import Settings, get_settings
+from shared.db import get_sessionmaker
+
+log = logging.getLogger(__name__)
+
+LOCAL_OWNER = "local"
+COOKIE_NAME = "bnlab_token"
+# Probes for orchestrators, and the docs, which hold nothing but the schema.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/login"})
+PUBLIC_PREFIXES = ("/static/docs/",)
+# Logging in and out: what a caller without a (valid) token must be able to do.
+PUBLIC_ROUTES = frozenset({("POST", "/session"), ("DELETE", "/session")})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_public(method: str, path: str) -> bool:
+    """Whether a request may go through without a token."""
+    return (
+        path in PUBLIC_PATHS
+        or path.startswith(PUBLIC_PREFIXES)
+        or (method.upper(), path) in PUBLIC_ROUTES
+    )
+
+
+def authenticate(settings: Settings, token: str) -> str | None:
+    """The owner of `token`, or None (blocking: runs in the thread pool)."""
+    session = get_sessionmaker(settings.resolved_database_url)()
+    try:
+        return tokens.verify(session, token)
+    finally:
+        session.close()
+
+
+def header_map(scope: Scope) -> dict[str, str]:
+    """Request headers by lower-case name; repeated Cookie headers are joined."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = (
+            f"{headers[name]}; {value}" if name == "cookie" and name in headers else value
+        )
+    return headers
+
+
+def credentials(headers: dict[str, str]) -> tuple[str | None, bool]:
+    """The token a request carries and whether it came in the cookie; the header wins."""
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        return (value.strip() or None) if scheme.lower() == "bearer" else None, False
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE_NAME and value:
+            return value, True
+    return None, False
+
+
+def same_origin(headers: dict[str, str]) -> bool:
+    """False only when the browser says the request comes from another origin."""
+    origin = headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urllib.parse.urlsplit(origin).netloc == headers.get("host")
+
+
+def login_link(path: str) -> str:
+    """/login, coming back to `path` afterwards."""
+    return "/login?" + urllib.parse.urlencode({"next": path})
+
+
+class AuthMiddleware:
+    """Sets scope['state']['owner'] for authenticated requests and answers 401 for the rest."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            # The API serves no websockets; refuse rather than pass anything unchecked.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        settings = get_settings()
+        state = scope.setdefault("state", {})
+        method, path = scope["method"], scope["path"]
+        if not settings.auth_enabled:
+            state["owner"] = LOCAL_OWNER
+            await self.app(scope, receive, send)
+            return
+        if is_public(method, path):
+            await self.app(scope, receive, send)
+            return
+        headers = header_map(scope)
+        token, via_cookie = credentials(headers)
+        owner = await run_in_threadpool(authenticate, settings, token) if token else None
+        if owner is None:
+            await unauthorized(scope, send, headers, given=token is not None)
+            return
+        # Requests that change state and are authenticated by the cookie are protected against
+        # CSRF by its SameSite=Strict: browsers never attach it to a request another site starts.
+        # "Site" spans sibling subdomains, though, so a cross-origin Origin is refused as well.
+        if via_cookie and method not in SAFE_METHODS and not same_origin(headers):
+            await respond(send, 403, {"detail": "cross-origin request refused"})
+            return
+        state["owner"] = owner
+        await self.app(scope, receive, send)
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    html_page: bool = False,
+) -> None:
+    """Send a whole response: JSON, or an HTML page."""
+    payload = body.encode() if html_page else json.dumps(body).encode()
+    content_type = "text/html; charset=utf-8" if html_page else "application/json"
+    raw = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(payload))]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def unauthorized(scope: Scope, send: Send, headers: dict[str, str], given: bool) -> None:
+    """401 with a Bearer challenge; a browser asking for a page also gets a way to log in."""
+    challenge = 'Bearer realm="bnlab"' + (', error="invalid_token"' if given else "")
+    reply = {"WWW-Authenticate": challenge}
+    detail = "invalid or revoked token" if given else "missing bearer token"
+    if "text/html" not in headers.get("accept", "") or scope["method"] != "GET":
+        await respond(send, 401, {"detail": detail}, reply)
+        return
+    link = html.escape(login_link(scope["path"]))
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0; url={link}"><title>bnlab: log in</title>'
+        f'</head><body><p>{detail}: <a href="{link}">log in</a></p></body></html>'
+    )
+    await respond(send, 401, page, reply, html_page=True)
