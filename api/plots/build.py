@@ -13,34 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from api.plots.params import PlotParamError
+
 # The bands drawn by the distributions plot, outermost first (stats["quantiles"] keys).
 QUANTILES = ("0", "5", "25", "50", "75", "95", "100")
-MAX_PANELS = 12
-MAX_FRAMES = 60
 # Longer series are averaged in blocks: a 2000-point line already fills any screen.
 MAX_POINTS = 2000
 
 Series = tuple[list[int], list[float]]
-
-
-class PlotParamError(ValueError):
-    """A plot parameter names something that does not exist; carries what does."""
-
-    def __init__(self, param: str, message: str, allowed: Sequence[Any]) -> None:
-        super().__init__(message)
-        self.param, self.message, self.allowed = param, message, list(allowed)
-
-    def detail(self) -> list[dict[str, Any]]:
-        """FastAPI-shaped 422 detail: loc, msg, type, and the allowed values."""
-        shown = ", ".join(map(str, self.allowed)) if self.allowed else "none yet"
-        return [
-            {
-                "loc": ["query" if self.param != "name" else "path", self.param],
-                "msg": f"{self.message}; available: {shown}",
-                "type": "value_error",
-                "ctx": {"allowed": self.allowed},
-            }
-        ]
 
 
 @dataclass(frozen=True)
@@ -68,50 +48,6 @@ def finite(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def pick_seed(seeds: Sequence[int], seed: int | None) -> int:
-    """The requested seed, or the first one."""
-    if seed is None:
-        return seeds[0]
-    if seed not in seeds:
-        raise PlotParamError("seed", f"no seed {seed} in this experiment", seeds)
-    return seed
-
-
-def resolve_layers(
-    variants: Sequence[str],
-    defaults: dict[str, str],
-    captured: dict[str, set[str]],
-    layer: str | None,
-) -> dict[str, str]:
-    """Variant -> layer to show: each one's default, or `layer` wherever it was captured."""
-    if layer is None:
-        return {v: defaults[v] for v in variants if defaults.get(v) in captured.get(v, set())}
-    chosen = {v: layer for v in variants if layer in captured.get(v, set())}
-    if not chosen:
-        everything = sorted(set().union(*captured.values())) if captured else []
-        raise PlotParamError("layer", f"layer '{layer}' was never captured", everything)
-    return chosen
-
-
-def select_steps(captured: Sequence[int], step: int | None, most: int) -> list[int]:
-    """The one requested step (which must have been captured), or at most `most` spread out."""
-    if step is not None:
-        if step not in captured:
-            raise PlotParamError("step", f"step {step} was never captured", captured)
-        return [step]
-    return subsample(list(captured), most)
-
-
-def subsample(items: list[Any], most: int) -> list[Any]:
-    """At most `most` items, evenly spread, first and last always kept."""
-    if len(items) <= most:
-        return items
-    if most <= 1:
-        return items[-1:]
-    picks = {round(i * (len(items) - 1) / (most - 1)) for i in range(most)}
-    return [items[i] for i in sorted(picks)]
 
 
 def moving_average(values: Sequence[float], window: int | None) -> list[float]:
@@ -255,16 +191,16 @@ def steps_per_epoch(eval_steps: Sequence[int], eval_every: int, epochs: int) -> 
     return max(1, eval_steps[0] // max(1, min(eval_every, epochs)))
 
 
-def _gap_train(task: str, run_series: dict[str, Series], step: int, spe: int | None) -> float | None:
+def _gap_train(
+    task: str, run_series: dict[str, Series], step: int, spe: int | None
+) -> float | None:
     """The train loss a test loss is compared with at an evaluation step."""
     if task == "regression":
         return value_at(run_series.get("train_loss_eval"), step)
     steps, values = run_series.get("train_loss", ([], []))
     if spe is None:
         return None
-    window = [
-        v for s, v in zip(steps, values, strict=True) if step - spe < s <= step and finite(v)
-    ]
+    window = [v for s, v in zip(steps, values, strict=True) if step - spe < s <= step and finite(v)]
     return math.fsum(window) / len(window) if window else None
 
 
@@ -294,7 +230,9 @@ def build_eval(
             keyed["train"].append((test_steps, [math.nan if v is None else v for v in train]))
             keyed["gap"].append((test_steps, [math.nan if v is None else v for v in gap]))
         seeds = [r.seed for r in mine_runs]
-        out.append({"label": variant, "seeds": seeds, **{k: aggregate(v) for k, v in keyed.items()}})
+        out.append(
+            {"label": variant, "seeds": seeds, **{k: aggregate(v) for k, v in keyed.items()}}
+        )
     train_is = "train_loss_eval" if task == "regression" else "mean train_loss over the epoch"
     return {"task": task, "steps_per_epoch": spe, "train_is": train_is, "series": out}
 

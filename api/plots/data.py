@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from api.plots import FORMATS
 from api.plots import build as b
+from api.plots import params as checks
 from shared import results
 from shared.datasets import CATALOG
 from shared.models import Experiment, Histogram
 from shared.shapes import pre_activation_layer
-from shared.spec import ExperimentSpec
+from shared.spec import CNNModel, ExperimentSpec, MLPModel
 
 ACTIVATION = "activation"
 
@@ -52,12 +52,31 @@ class Source:
         return {r.variant: r for r in self.runs if r.seed == seed}
 
     def default_layers(self) -> dict[str, str]:
-        """The notebook's first hidden layer of each variant (BN output where BN comes first)."""
-        return {v.name: pre_activation_layer(v.model) for v in self.spec.variants}
+        """The notebook's hidden layer of each variant: BN output where BN precedes the activation.
+
+        The block is the first one where some variant has such a BN (the article's CNN has it
+        only after its second convolution), else the first block.
+        """
+        return {v.name: pre_activation_layer(v.model, self.bn_block()) for v in self.spec.variants}
+
+    def bn_block(self) -> int:
+        """The first block (1-based) that some variant normalises before its activation."""
+        blocks = [block_placements(v.model) for v in self.spec.variants]
+        for index in range(min(len(p) for p in blocks)):
+            if any(p[index] == "before_activation" for p in blocks):
+                return index + 1
+        return 1
 
     def plots(self) -> list[str]:
         """The plot names that apply to this experiment."""
         return [n for n in FORMATS if n != "fit" or self.task == "regression"]
+
+
+def block_placements(model: MLPModel | CNNModel) -> list[str]:
+    """The BatchNorm placement of each block (conv blocks of a CNN, hidden layers of an MLP)."""
+    if isinstance(model, CNNModel):
+        return [block.batchnorm for block in model.blocks]
+    return [model.batchnorm] * len(model.hidden)
 
 
 def captured_layers(session: Session, runs: dict[str, b.RunRef]) -> dict[str, set[str]]:
@@ -126,7 +145,7 @@ def _layers(
     session: Session, src: Source, runs: dict[str, b.RunRef], layer: str | None
 ) -> dict[str, str]:
     defaults = {v: layer for v, layer in src.default_layers().items() if v in runs}
-    return b.resolve_layers(list(runs), defaults, captured_layers(session, runs), layer)
+    return checks.resolve_layers(list(runs), defaults, captured_layers(session, runs), layer)
 
 
 def loss(session: Session, src: Source, smooth: int | None = None) -> dict[str, Any]:
@@ -143,15 +162,15 @@ def activations(
     layer: str | None = None,
     step: int | None = None,
     seed: int | None = None,
-    most: int = b.MAX_PANELS,
+    most: int = checks.MAX_PANELS,
 ) -> dict[str, Any]:
     """One layer's distribution per variant at one step, or at up to `most` captured steps."""
-    seed = b.pick_seed(src.seeds, seed)
+    seed = checks.pick_seed(src.seeds, seed)
     runs = src.runs_of(seed)
     layers = _layers(session, src, runs, layer)
     by_variant = captured_steps(session, runs, layers)
     every = sorted(set().union(*by_variant.values())) if by_variant else []
-    chosen = b.select_steps(every, step, most)
+    chosen = checks.select_steps(every, step, most)
     captures = read_captures(session, runs, layers, chosen) if chosen else {}
     ids = {r.id: v for v, r in runs.items()}
     series = results.read_series(session, list(ids), ["train_loss"])
@@ -164,7 +183,7 @@ def distributions(
     session: Session, src: Source, layer: str | None = None, seed: int | None = None
 ) -> dict[str, Any]:
     """Quantile bands and drift over steps of one layer per variant."""
-    seed = b.pick_seed(src.seeds, seed)
+    seed = checks.pick_seed(src.seeds, seed)
     runs = src.runs_of(seed)
     layers = _layers(session, src, runs, layer)
     return b.build_distributions(src.variants, layers, read_stats(session, runs, layers), seed)
@@ -185,10 +204,10 @@ def fit(
 ) -> dict[str, Any]:
     """Data points and prediction curves of a regression experiment at one evaluated epoch."""
     if src.task != "regression":
-        raise b.PlotParamError(
+        raise checks.PlotParamError(
             "name", f"fit plots need a regression data set, not {src.task}", src.plots()
         )
-    seed = b.pick_seed(src.seeds, seed)
+    seed = checks.pick_seed(src.seeds, seed)
     runs = src.runs_of(seed)
     ids = {r.id: v for v, r in runs.items()}
     fits: dict[str, dict[int, tuple[int, list[float], list[float]]]] = {v: {} for v in runs}
@@ -207,12 +226,12 @@ def fit(
 
 def index(session: Session, src: Source, seed: int | None = None) -> dict[str, Any]:
     """What can be asked for: plots and formats, seeds, layers, captured steps, epochs."""
-    seed = b.pick_seed(src.seeds, seed)
+    seed = checks.pick_seed(src.seeds, seed)
     runs = src.runs_of(seed)
     captured = captured_layers(session, runs)
     layers = sorted(set().union(*captured.values())) if captured else []
     defaults = {v: layer for v, layer in src.default_layers().items() if v in runs}
-    chosen = b.resolve_layers(list(runs), defaults, captured, None)
+    chosen = checks.resolve_layers(list(runs), defaults, captured, None)
     steps = captured_steps(session, runs, chosen)
     epochs: list[int] = []
     if src.task == "regression":
@@ -233,13 +252,20 @@ def index(session: Session, src: Source, seed: int | None = None) -> dict[str, A
     }
 
 
-def gather(session: Session, experiment: Experiment, name: str, params: dict[str, Any]) -> Any:
-    """The data behind plot `name` with the given (already type-checked) parameters."""
+def gather(
+    session: Session, experiment: Experiment, name: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The data behind plot `name`, JSON-ready, with the experiment's variants (for colours)."""
     src = Source.of(experiment)
+    data = _gather(session, src, name, params)
+    return b.clean({"experiment_id": str(experiment.id), "variants": src.variants, **data})
+
+
+def _gather(session: Session, src: Source, name: str, params: dict[str, Any]) -> dict[str, Any]:
     if name == "loss":
         return loss(session, src, params.get("smooth"))
     if name == "activations":
-        most = b.MAX_FRAMES if params.get("frames") else b.MAX_PANELS
+        most = checks.MAX_FRAMES if params.get("frames") else checks.MAX_PANELS
         return activations(
             session, src, params.get("layer"), params.get("step"), params.get("seed"), most
         )
@@ -249,9 +275,4 @@ def gather(session: Session, experiment: Experiment, name: str, params: dict[str
         return evaluation(session, src)
     if name == "fit":
         return fit(session, src, params.get("epoch"), params.get("seed"))
-    raise b.PlotParamError("name", f"no plot '{name}'", list(FORMATS))
-
-
-def run_ids(experiment: Experiment) -> list[uuid.UUID]:
-    """Ids of an experiment's runs, in position order."""
-    return [r.id for r in experiment.runs]
+    raise checks.PlotParamError("name", f"no plot '{name}'", list(FORMATS))

@@ -22,8 +22,9 @@ def _band_line(
     """The mean line, and the min..max band across seeds when there is more than one seed."""
     steps = _array(agg["steps"])
     if band:
-        ax.fill_between(steps, _array(agg["min"]), _array(agg["max"]), color=color, alpha=0.2,
-                        linewidth=0)
+        ax.fill_between(
+            steps, _array(agg["min"]), _array(agg["max"]), color=color, alpha=0.2, linewidth=0
+        )
     ax.plot(steps, _array(agg["mean"]), color=color, label=label, **line)
 
 
@@ -34,12 +35,13 @@ def _colors(data: dict[str, Any]) -> dict[str, str]:
 def loss(data: dict[str, Any]) -> Figure:
     """Train loss per step of every variant on one axis; min..max band across seeds."""
     fig = new_figure(8, 4.5)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.11, top=0.93)
     ax = fig.add_subplot()
     colors = _colors(data)
-    seeds = max((len(s["seeds"]) for s in data["series"]), default=1)
     for s in data["series"]:
-        label = s["label"] if seeds == 1 else f"{s['label']} (mean, min..max of {len(s['seeds'])})"
-        _band_line(ax, s, colors[s["label"]], label, len(s["seeds"]) > 1, linewidth=1.2)
+        n = len(s["seeds"])
+        label = s["label"] if n == 1 else f"{s['label']} (mean, min..max of {n} seeds)"
+        _band_line(ax, s, colors[s["label"]], label, n > 1, linewidth=1.2)
     if not any(s["steps"] for s in data["series"]):
         empty(ax)
     smooth = data.get("smooth") or 1
@@ -48,7 +50,8 @@ def loss(data: dict[str, Any]) -> Figure:
     ax.set_xlabel("step")
     ax.set_ylabel("train loss")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        # "best" scans the lines' points; cheap at the <= 2000 points per line drawn here.
+        ax.legend(loc="best")
     return fig
 
 
@@ -57,14 +60,16 @@ def evaluation(data: dict[str, Any]) -> Figure:
     classification = data["task"] == "classification"
     panels = 3 if classification else 2
     fig = new_figure(4 * panels, 3.8)
+    fig.subplots_adjust(left=0.06 * 3 / panels, right=0.99, bottom=0.13, top=0.84, wspace=0.25)
     axes = fig.subplots(1, panels, sharex=True)
     colors = _colors(data)
     marker = {"marker": "o", "markersize": 3.5, "linewidth": 1.2}
     for s in data["series"]:
         c, band = colors[s["label"]], len(s["seeds"]) > 1
         _band_line(axes[0], s["test_loss"], c, f"{s['label']} test", band, **marker)
-        _band_line(axes[0], s["train"], c, f"{s['label']} train", False, linestyle="--",
-                   linewidth=1.0)
+        _band_line(
+            axes[0], s["train"], c, f"{s['label']} train", False, linestyle="--", linewidth=1.0
+        )
         if classification:
             _band_line(axes[1], s["test_accuracy"], c, s["label"], band, **marker)
         _band_line(axes[-1], s["gap"], c, s["label"], band, **marker)
@@ -81,8 +86,8 @@ def evaluation(data: dict[str, Any]) -> Figure:
         if not ax.get_legend_handles_labels()[0]:
             empty(ax)
     if any(s["test_loss"]["steps"] for s in data["series"]):
-        axes[0].legend(fontsize=7)
-        axes[-1].legend(fontsize=7)
+        axes[0].legend(fontsize=7, loc="best")
+        axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{data.get('title', 'Evaluations')}; train = {data['train_is']}")
     return fig
 
@@ -90,6 +95,7 @@ def evaluation(data: dict[str, Any]) -> Figure:
 def fit(data: dict[str, Any]) -> Figure:
     """Train and test points with each variant's prediction curve at one epoch."""
     fig = new_figure(8, 4.8)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.1, top=0.93)
     ax = fig.add_subplot()
     colors = _colors(data)
     points = data["points"]
@@ -111,5 +117,5 @@ def fit(data: dict[str, Any]) -> Figure:
     ax.set_title(title)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
     return fig

@@ -33,8 +33,12 @@ DPI = 100
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """A figure with its own Agg canvas and a constrained layout."""
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    """A figure with its own Agg canvas.
+
+    No layout engine: constrained layout measures every tick label and took most of a render;
+    each drawing sets its margins itself instead.
+    """
+    fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
