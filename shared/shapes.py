@@ -68,13 +68,16 @@ def _dense_block(
     for part in _bn_act_order(placement):
         if part == "bn":
             layers.append(
-                LayerPlan(f"{prefix}.bn", "batchnorm1d", (features,), {"features": features},
-                          parameters=2 * features)
+                LayerPlan(
+                    f"{prefix}.bn",
+                    "batchnorm1d",
+                    (features,),
+                    {"features": features},
+                    parameters=2 * features,
+                )
             )
         else:
-            layers.append(
-                LayerPlan(f"{prefix}.act", "activation", (features,), {"fn": activation})
-            )
+            layers.append(LayerPlan(f"{prefix}.act", "activation", (features,), {"fn": activation}))
     if dropout > 0:
         layers.append(LayerPlan(f"{prefix}.dropout", "dropout", (features,), {"p": dropout}))
     return layers
@@ -82,7 +85,10 @@ def _dense_block(
 
 def _linear(name: str, in_features: int, out_features: int) -> LayerPlan:
     return LayerPlan(
-        name, "linear", (out_features,), {"in_features": in_features, "out_features": out_features},
+        name,
+        "linear",
+        (out_features,),
+        {"in_features": in_features, "out_features": out_features},
         parameters=in_features * out_features + out_features,
     )
 
@@ -106,18 +112,31 @@ def _conv_blocks(model: CNNModel, input_shape: tuple[int, ...]) -> list[LayerPla
         height = _conv_out(height, block.kernel, block.stride, block.padding)
         width = _conv_out(width, block.kernel, block.stride, block.padding)
         out = (block.channels, height, width)
-        args = {"in_channels": channels, "out_channels": block.channels, "kernel": block.kernel,
-                "stride": block.stride, "padding": block.padding}
+        args = {
+            "in_channels": channels,
+            "out_channels": block.channels,
+            "kernel": block.kernel,
+            "stride": block.stride,
+            "padding": block.padding,
+        }
         weights = channels * block.channels * block.kernel**2 + block.channels
         layers.append(LayerPlan(f"{prefix}.conv", "conv2d", out, args, parameters=weights))
         channels = block.channels
         for part in _bn_act_order(block.batchnorm):
             if part == "bn":
-                layers.append(LayerPlan(f"{prefix}.bn", "batchnorm2d", out,
-                                        {"features": channels}, parameters=2 * channels))
+                layers.append(
+                    LayerPlan(
+                        f"{prefix}.bn",
+                        "batchnorm2d",
+                        out,
+                        {"features": channels},
+                        parameters=2 * channels,
+                    )
+                )
             else:
-                layers.append(LayerPlan(f"{prefix}.act", "activation", out,
-                                        {"fn": model.activation}))
+                layers.append(
+                    LayerPlan(f"{prefix}.act", "activation", out, {"fn": model.activation})
+                )
         if block.pool != "none":
             if height < block.pool_size or width < block.pool_size:
                 raise ShapeError(
@@ -125,8 +144,9 @@ def _conv_blocks(model: CNNModel, input_shape: tuple[int, ...]) -> list[LayerPla
                 )
             height, width = height // block.pool_size, width // block.pool_size
             out = (channels, height, width)
-            layers.append(LayerPlan(f"{prefix}.pool", f"{block.pool}pool", out,
-                                    {"size": block.pool_size}))
+            layers.append(
+                LayerPlan(f"{prefix}.pool", f"{block.pool}pool", out, {"size": block.pool_size})
+            )
         if block.dropout > 0:
             layers.append(LayerPlan(f"{prefix}.dropout", "dropout2d", out, {"p": block.dropout}))
     return layers

@@ -60,7 +60,10 @@ class Dataset:
         if key not in self._cache:
             self._cache[key] = Dataset(
                 self.task,
-                *(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
+                self.x_train.to(device),
+                self.y_train.to(device),
+                self.x_test.to(device),
+                self.y_test.to(device),
                 x_grid=None if self.x_grid is None else self.x_grid.to(device),
             )
         return self._cache[key]

@@ -14,6 +14,30 @@ from shared.spec import ExperimentSpec, OptimizerSpec, ScheduleSpec
 from worker.training.models import Net, build_group
 
 
+def resolve_device(requested: str) -> torch.device:
+    """The torch device for a spec's device: "auto" is CUDA when there is one, else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but CUDA is not available here")
+    return torch.device(requested)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The global RNG states (dropout draws) of the CPU and the device."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore what rng_state saved."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 @dataclass
 class Member:
     """One variant being trained: its net, optimizer, schedule and which inputs it sees."""
@@ -115,7 +139,7 @@ def predict(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def to_cpu(obj: Any) -> Any:
-    """A deep copy with every tensor on the CPU, safe to keep while training mutates the original."""
+    """A deep copy with every tensor on the CPU, safe to keep while training mutates the source."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
@@ -130,7 +154,7 @@ def group_state(members: list[Member]) -> dict[str, list[Any]]:
     return {
         "nets": [to_cpu(m.net.state_dict()) for m in members],
         "optimizers": [to_cpu(m.optimizer.state_dict()) for m in members],
-        "schedulers": [m.scheduler.state_dict() if m.scheduler else None for m in members],
+        "schedulers": [to_cpu(m.scheduler.state_dict()) if m.scheduler else None for m in members],
     }
 
 

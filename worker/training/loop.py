@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from shared.config import Settings, get_settings
 from shared.spec import ExperimentSpec
-from worker.training.data import Dataset, load_dataset
+from worker.training.data import load_dataset
 from worker.training.lockstep import (
     Member,
     build_members,
@@ -21,6 +21,9 @@ from worker.training.lockstep import (
     load_group_state,
     loss_function,
     predict,
+    resolve_device,
+    rng_state,
+    set_rng_state,
     train_step,
 )
 from worker.training.models import derive_seed
@@ -58,31 +61,23 @@ class TrainResult:
     runs: list[RunOutcome]
 
 
-def resolve_device(requested: str) -> torch.device:
-    """ "auto" is CUDA when there is one, else the CPU (decided here, never at import)."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but CUDA is not available here")
-    return torch.device(requested)
+@dataclass
+class _Seed:
+    """One seed's lockstep group and where it stands: the next update is step_in_epoch + 1."""
+
+    index: int
+    members: list[Member]
+    prober: Prober
+    recorder: Recorder
+    generator: torch.Generator  # data order
+    epoch: int = 0
+    step_in_epoch: int = 0
+    order: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
 
 def steps_per_epoch(n_train: int, batch_size: int | None) -> int:
     """Updates per epoch; the last partial batch is kept."""
     return 1 if batch_size is None else math.ceil(n_train / batch_size)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 class _Trainer:
@@ -92,9 +87,8 @@ class _Trainer:
         self.spec, self.sink, self.device, self.settings = spec, sink, device, settings
         self.cpu_data = load_dataset(spec.dataset, settings)
         self.data = self.cpu_data.to_device(device)
-        self.normalized: Dataset | None = None
-        if any(v.normalize_inputs for v in spec.variants):
-            self.normalized = self.data.normalized()
+        normalize = any(v.normalize_inputs for v in spec.variants)
+        self.normalized = self.data.normalized() if normalize else self.data
         self.task = self.data.task
         self.loss_fn = loss_function(self.task)
         t = spec.training
@@ -107,100 +101,84 @@ class _Trainer:
         self.last_flush = time.monotonic()
         self.cancelled = False
 
-    # --- batches -------------------------------------------------------------------------
     def _order(self, generator: torch.Generator) -> torch.Tensor:
         if self.spec.training.shuffle and self.spe > 1:
             return torch.randperm(self.n_train, generator=generator).to(self.device)
         return torch.arange(self.n_train, device=self.device)
 
-    def _inputs(self, data: Dataset, index: torch.Tensor | None) -> torch.Tensor:
-        return data.x_train if index is None else data.x_train.index_select(0, index)
-
-    # --- one seed --------------------------------------------------------------------------
-    def run_seed(self, seed_index: int, position: dict[str, Any] | None) -> None:
-        seed = self.spec.training.seeds[seed_index]
+    def run_seed(self, index: int, position: dict[str, Any] | None) -> None:
+        """Train one seed's group from its start, or from a checkpoint's position."""
+        seed = self.spec.training.seeds[index]
         members = build_members(self.spec, seed, self.device)
         books = {m.name: self.books[(m.name, seed)] for m in members}
-        recorder = Recorder(books)
         prober = Prober(self.spec.probes)
-        generator = torch.Generator()
+        run = _Seed(index, members, prober, Recorder(books, prober), torch.Generator())
+        resumed_epoch = None
         if position is None:
-            generator.manual_seed(derive_seed(seed, 1))
+            run.generator.manual_seed(derive_seed(seed, 1))
             torch.manual_seed(derive_seed(seed, 2))  # dropout draws
-            start_epoch, start_k, order = 0, 0, None
             for book in books.values():
                 book.status = "running"
-            self._points_curves(recorder, members)
+            self._points_curves(run)
         else:
             load_group_state(members, position["group"])
-            generator.set_state(position["data_generator"])
-            _set_rng_state(position["rng"], self.device)
+            run.generator.set_state(position["data_generator"])
+            set_rng_state(position["rng"], self.device)
             prober.load_state_dict(position["probes"], self.device)
-            start_epoch, start_k = position["epoch"], position["step_in_epoch"]
-            order = position["order"].to(self.device)
-            recorder.start_at(start_epoch * self.spe + start_k + 1)
+            run.epoch, run.step_in_epoch = position["epoch"], position["step_in_epoch"]
+            run.order = position["order"].to(self.device)  # a resumed epoch keeps its order
+            resumed_epoch = run.epoch
+            run.recorder.start_at(run.epoch * self.spe + run.step_in_epoch + 1)
         active = [m for m in members if books[m.name].status == "running"]
-        state = {
-            "seed_index": seed_index,
-            "members": members,
-            "prober": prober,
-            "generator": generator,
-            "recorder": recorder,
-        }
-        for epoch in range(start_epoch, self.spec.training.epochs):
+        for epoch in range(run.epoch, self.spec.training.epochs):
             if not active:
                 break
-            if epoch != start_epoch or start_k == 0:
-                order = self._order(generator)
-            first_k = start_k if epoch == start_epoch else 0
-            state.update(epoch=epoch, order=order, step_in_epoch=first_k)
-            for k in range(first_k, self.spe):
+            if epoch != resumed_epoch:
+                run.epoch, run.step_in_epoch, run.order = epoch, 0, self._order(run.generator)
+            for k in range(run.step_in_epoch, self.spe):
                 if not active:
                     break
                 if self.sink.should_stop():
                     self.cancelled = True
-                    self._flush(state)
+                    self._flush(run)
                     self._settle(books, epoch * self.spe + k)
                     return
-                step = epoch * self.spe + k + 1
-                active = self._step(state, active, k, step)
-                state["step_in_epoch"] = k + 1
+                active = self._step(run, active, k, epoch * self.spe + k + 1)
+                run.step_in_epoch = k + 1
                 if (
                     time.monotonic() - self.last_flush >= self.settings.flush_every_s
-                    or recorder.pending_steps >= MAX_PENDING
+                    or run.recorder.pending_steps >= MAX_PENDING
                 ):
-                    self._flush(state)
-            self._end_epoch(recorder, active, epoch)
+                    self._flush(run)
+            self._end_epoch(run.recorder, active, epoch)
             for m in active:
                 if m.scheduler is not None:
                     m.scheduler.step()
-        self._finish_seed(state, seed_index)
+        self._finish_seed(run)
 
-    def _step(self, state: dict[str, Any], active: list[Member], k: int, step: int) -> list[Member]:
-        recorder: Recorder = state["recorder"]
-        index = None if self.spe == 1 else state["order"][k * self.batch : (k + 1) * self.batch]
-        y = self.data.y_train if index is None else self.data.y_train.index_select(0, index)
-        x = self._inputs(self.data, index) if any(not m.normalize for m in active) else None
-        xn = self._inputs(self.normalized, index) if self.normalized is not None else None
+    def _step(self, run: _Seed, active: list[Member], k: int, step: int) -> list[Member]:
+        index = None if self.spe == 1 else run.order[k * self.batch : (k + 1) * self.batch]
+        inputs = {}  # raw and/or standardised batch, gathered once for all variants
         for m in active:
-            recorder.loss(m.name, train_step(m, xn if m.normalize else x, y, self.loss_fn))
-        prober: Prober = state["prober"]
-        if prober.due(step):
-            batches = [(m.name, m.net, xn if m.normalize else x) for m in active]
-            recorder.capture(prober.capture(self._seed(state), step, batches))
+            data = self.normalized if m.normalize else self.data
+            if m.normalize not in inputs:
+                x = data.x_train
+                inputs[m.normalize] = x if index is None else x.index_select(0, index)
+        y = self.data.y_train if index is None else self.data.y_train.index_select(0, index)
+        for m in active:
+            run.recorder.loss(m.name, train_step(m, inputs[m.normalize], y, self.loss_fn))
+        if run.prober.due(step):
+            batches = [(m.name, m.net, inputs[m.normalize]) for m in active]
+            seed = self.spec.training.seeds[run.index]
+            run.recorder.capture(run.prober.capture(seed, step, batches))
         if step % CHECK_EVERY == 0:
-            diverged = recorder.find_divergence([m.name for m in active])
+            diverged = run.recorder.find_divergence([m.name for m in active])
             for name, bad_step in diverged.items():
-                self._mark_diverged(recorder.books[name], bad_step)
+                book = run.recorder.books[name]
+                book.status, book.diverged_step, book.first_bad = "diverged", bad_step, bad_step
+                log.warning("%s seed %d diverged at step %d", book.variant, book.seed, bad_step)
             active = [m for m in active if m.name not in diverged]
         return active
-
-    def _mark_diverged(self, book: RunBook, step: int) -> None:
-        book.status, book.diverged_step, book.first_bad = "diverged", step, step
-        log.warning("%s seed %d diverged at step %d", book.variant, book.seed, step)
-
-    def _seed(self, state: dict[str, Any]) -> int:
-        return self.spec.training.seeds[state["seed_index"]]
 
     def _end_epoch(self, recorder: Recorder, active: list[Member], epoch: int) -> None:
         t = self.spec.training
@@ -216,30 +194,31 @@ class _Trainer:
             if self.task == "regression":
                 train_loss, _ = evaluate(m.net, data.x_train, data.y_train, self.task)
                 recorder.metric(m.name, "train_loss_eval", step, train_loss)
+                assert data.x_grid is not None and self.cpu_data.x_grid is not None
                 grid = self.cpu_data.x_grid[:, 0].tolist()
                 recorder.curve(m.name, "fit", step, epoch + 1, grid, predict(m.net, data.x_grid))
 
-    def _points_curves(self, recorder: Recorder, members: list[Member]) -> None:
+    def _points_curves(self, run: _Seed) -> None:
         if self.task != "regression":
             return
-        cpu = self.cpu_data
-        for m in members:
+        # x from the host copy, y from the device: the flush moves every y in one transfer.
+        cpu, data = self.cpu_data, self.data
+        for m in run.members:
             for key, x, y in (
-                ("train_points", cpu.x_train, cpu.y_train),
-                ("test_points", cpu.x_test, cpu.y_test),
+                ("train_points", cpu.x_train, data.y_train),
+                ("test_points", cpu.x_test, data.y_test),
             ):
-                recorder.curve(m.name, key, 0, 0, x[:, 0].tolist(), y[:, 0])
+                run.recorder.curve(m.name, key, 0, 0, x[:, 0].tolist(), y[:, 0])
 
-    def _finish_seed(self, state: dict[str, Any], seed_index: int) -> None:
+    def _finish_seed(self, run: _Seed) -> None:
         # Report the whole seed as done even when every run diverged early.
-        state.update(epoch=self.spec.training.epochs, step_in_epoch=0)
-        self._flush(state, checkpoint=False)
-        books = state["recorder"].books
-        self._settle(books, self.steps_per_seed)
-        for book in books.values():
+        run.epoch, run.step_in_epoch = self.spec.training.epochs, 0
+        self._flush(run, checkpoint=False)
+        self._settle(run.recorder.books, self.steps_per_seed)
+        for book in run.recorder.books.values():
             if book.status == "running":
                 book.status = "succeeded"
-        self.sink.on_checkpoint(self.checkpoint(seed_index + 1, None))
+        self.sink.on_checkpoint(self.checkpoint(run.index + 1, None))
 
     def _settle(self, books: dict[str, RunBook], done: int) -> None:
         """Step counts once a seed ends or stops; a non-finite loss seen by now means diverged."""
@@ -248,27 +227,26 @@ class _Trainer:
                 book.status, book.diverged_step = "diverged", book.first_bad
             book.steps = done if book.first_bad is None else min(done, book.first_bad - 1)
 
-    # --- flush and checkpoint ------------------------------------------------------------------
-    def _flush(self, state: dict[str, Any], checkpoint: bool = True) -> None:
-        state["recorder"].flush(self.sink)
-        done_here = state["epoch"] * self.spe + state["step_in_epoch"]
-        self.sink.on_progress(state["seed_index"] * self.steps_per_seed + done_here, self.total)
+    def _flush(self, run: _Seed, checkpoint: bool = True) -> None:
+        run.recorder.flush(self.sink)
+        done = run.index * self.steps_per_seed + run.epoch * self.spe + run.step_in_epoch
+        self.sink.on_progress(done, self.total)
         self.last_flush = time.monotonic()
         if checkpoint:
-            self.sink.on_checkpoint(self.checkpoint(state["seed_index"], state))
+            self.sink.on_checkpoint(self.checkpoint(run.index, run))
 
-    def checkpoint(self, seed_index: int, state: dict[str, Any] | None) -> dict[str, Any]:
+    def checkpoint(self, seed_index: int, run: _Seed | None) -> dict[str, Any]:
         """Everything needed to resume exactly from here, as torch.save-able plain types."""
         position = None
-        if state is not None:
+        if run is not None:
             position = {
-                "epoch": state["epoch"],
-                "step_in_epoch": state["step_in_epoch"],
-                "order": state["order"].cpu(),
-                "group": group_state(state["members"]),
-                "data_generator": state["generator"].get_state(),
-                "rng": _rng_state(self.device),
-                "probes": state["prober"].state_dict(),
+                "epoch": run.epoch,
+                "step_in_epoch": run.step_in_epoch,
+                "order": run.order.cpu(),
+                "group": group_state(run.members),
+                "data_generator": run.generator.get_state(),
+                "rng": rng_state(self.device),
+                "probes": run.prober.state_dict(),
             }
         return {
             "format": CHECKPOINT_FORMAT,
@@ -279,15 +257,14 @@ class _Trainer:
         }
 
     def result(self) -> TrainResult:
+        """Each run's outcome; runs a cancellation left unfinished are "cancelled"."""
         runs = []
         for book in self.books.values():
             if self.cancelled and book.status in ("pending", "running"):
                 book.status = "cancelled"
-            runs.append(
-                RunOutcome(book.variant, book.seed, book.status, book.diverged_step, book.summary())
-            )
-        status = "cancelled" if self.cancelled else "succeeded"
-        return TrainResult(status, str(self.device), runs)
+            outcome = (book.variant, book.seed, book.status, book.diverged_step, book.summary())
+            runs.append(RunOutcome(*outcome))
+        return TrainResult("cancelled" if self.cancelled else "succeeded", str(self.device), runs)
 
 
 def train(
@@ -299,12 +276,8 @@ def train(
     settings: Settings | None = None,
 ) -> TrainResult:
     """Train every variant of the spec in lockstep, once per seed, reporting to `sink`."""
-    trainer = _Trainer(
-        spec,
-        sink,
-        resolve_device(device if device != "auto" else spec.device),
-        settings or get_settings(),
-    )
+    chosen = resolve_device(device if device != "auto" else spec.device)
+    trainer = _Trainer(spec, sink, chosen, settings or get_settings())
     start, position = 0, None
     if resume is not None:
         if (
@@ -317,8 +290,8 @@ def train(
             trainer.books[(book.variant, book.seed)] = book
         start, position = resume["seed_index"], resume["position"]
         log.info("resuming %s at seed %d", spec.name, start)
-    for seed_index in range(start, len(spec.training.seeds)):
-        trainer.run_seed(seed_index, position if seed_index == start else None)
+    for index in range(start, len(spec.training.seeds)):
+        trainer.run_seed(index, position if index == start else None)
         if trainer.cancelled:
             break
     return trainer.result()

@@ -1,4 +1,4 @@
-"""Networks built from a spec: a plain nn.Sequential whose layers carry the canonical probe names."""
+"""Networks built from a spec: plain nn.Sequential whose layers carry the canonical probe names."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class Net(nn.Sequential):
             named.append((f"{self.canonical[module]}.{attr}", param))
         return named
 
-    def weight_layers(self) -> list[nn.Module]:
+    def weight_layers(self) -> list[nn.Linear | nn.Conv2d]:
         """The Linear and Conv layers in forward order (what `init: shared` matches up)."""
         return [m for m in self if isinstance(m, nn.Linear | nn.Conv2d)]
 
@@ -109,8 +109,10 @@ def share_initial_weights(nets: list[Net]) -> None:
             for earlier in nets[:later_index]:
                 layers = earlier.weight_layers()
                 if position < len(layers) and layers[position].weight.shape == layer.weight.shape:
-                    layer.weight.copy_(layers[position].weight)
-                    layer.bias.copy_(layers[position].bias)
+                    source = layers[position]
+                    layer.weight.copy_(source.weight)
+                    if layer.bias is not None and source.bias is not None:
+                        layer.bias.copy_(source.bias)
                     break
 
 

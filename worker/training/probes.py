@@ -1,17 +1,20 @@
 """Distribution probes: histograms, quantiles and drift of layer outputs, computed on the device.
 
-A capture never synchronises with the host: it returns a device tensor of rows that the caller
-moves to the host together with everything else at flush time (one transfer).
+A capture makes a few passes over each layer's output and keeps, on the device, its min, max,
+moments and a fine histogram. Nothing is read back: at flush time `finish` turns every pending
+capture into report rows in one batch (quantiles, drift, coarse histogram), and the caller
+moves those to the host with everything else in one transfer.
 
-Quantiles come from a fine histogram (FINE_BINS bins between min and max), not from a sort: a
-sort of every layer output cost 40% of training time on a CPU, the histogram a few percent. A
-quantile is then within (max - min) / FINE_BINS of the exact one; min and max are exact, and a
-quantile that falls among exact zeros (ReLU, dropout) is exactly zero.
+Quantiles are read off the fine histogram (FINE_BINS bins between min and max), not a sort:
+sorting every layer output cost about 40% of a CPU training step. A quantile is within
+(max - min) / FINE_BINS of torch.quantile's; min and max are exact, and a quantile that falls
+among exact zeros (ReLU, dropout) is exactly zero.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,76 +28,91 @@ QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 # Quantile levels of the Wasserstein-1 estimate: W1 = integral over u of |F^-1(u) - G^-1(u)|.
 DRIFT_LEVELS = 65
 # Resolution of the histogram that quantiles are read from (rounded up to a multiple of bins).
-FINE_BINS = 4096
-# Row layout: min, max, mean, std, zero count, quantiles, drift, then edges and counts.
+FINE_BINS = 2048
+# A group of tensors costs a fixed few dozen small ops; padding a tensor with up to this many
+# values is cheaper than giving it a group of its own.
+PAD_LIMIT = 1 << 17
+# Report row: min, max, mean, std, zero count, quantiles, drift, then edges and counts.
 HEAD = 5 + len(QUANTILES) + 1
 
-
-@dataclass(frozen=True)
-class RowMeta:
-    """What one row of a capture describes."""
-
-    variant: str
-    layer: str
-    kind: str
-    count: int
-    has_previous: bool
+Key = tuple[str, str, str]  # variant, layer, kind
 
 
 @dataclass(frozen=True)
-class PendingCaptures:
-    """Captures still on the device: one row per tensor, decoded after the flush's transfer."""
+class PendingCapture:
+    """One capture's raw summaries, still on the device."""
 
     seed: int
     step: int
-    bins: int
-    meta: list[RowMeta]
-    values: torch.Tensor
+    keys: list[Key]
+    counts: list[int]  # elements per tensor
+    moments: torch.Tensor  # (k, 6): min, max, sum of d, of d^2, of sign(x), of |sign(x)|
+    histogram: torch.Tensor  # (k, fine)
 
-    def decode(self, rows: np.ndarray) -> list[HistogramCapture]:
-        """Histogram captures from the host copy of `values`; rows with NaN or inf are dropped."""
-        bins, out = self.bins, []
-        rows = rows.reshape(len(self.meta), HEAD + 2 * bins + 1)
-        for meta, row in zip(self.meta, rows, strict=True):
-            head = row[:HEAD] if meta.has_previous else row[: HEAD - 1]
-            if not (np.isfinite(head).all() and np.isfinite(row[HEAD:]).all()):
-                continue
-            lo, hi, mean, std, zeros = (float(v) for v in row[:5])
-            quantiles = dict(
-                zip(QUANTILE_KEYS, map(float, row[5 : 5 + len(QUANTILES)]), strict=True)
-            )
-            stats = {
-                "count": meta.count,
-                "mean": mean,
-                "std": std,
-                "min": lo,
-                "max": hi,
-                "quantiles": quantiles,
-                "zero_fraction": zeros / meta.count,
-                "drift": float(row[HEAD - 1]) if meta.has_previous else None,
-            }
-            edges = row[HEAD : HEAD + bins + 1].tolist()
-            counts = [int(c) for c in row[HEAD + bins + 1 :]]
-            out.append(
-                HistogramCapture(
-                    meta.variant, self.seed, meta.layer, meta.kind, self.step, edges, counts, stats
-                )
-            )
-        return out
+
+def _groups(sizes: list[int]) -> list[list[int]]:
+    """Indices grouped largest first; a tensor joins a group when padding it is cheap enough."""
+    groups: list[list[int]] = []
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        if groups and sizes[groups[-1][0]] - sizes[index] <= PAD_LIMIT:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def _pack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Flattened tensors as rows of one float32 matrix, each padded with its first value."""
+    width = tensors[0].numel()
+    packed = torch.empty(len(tensors), width, dtype=torch.float32, device=tensors[0].device)
+    for row, tensor in enumerate(tensors):
+        flat = tensor.detach().reshape(-1)
+        packed[row, : flat.numel()] = flat
+        if flat.numel() < width:
+            packed[row, flat.numel() :] = flat[0]
+    return packed
+
+
+def _bincount(index: torch.Tensor, size: int) -> torch.Tensor:
+    """How often each of 0..size-1 occurs in index (which lies in that range), as float64."""
+    if index.device.type == "cpu":
+        return torch.bincount(index, minlength=size).double()  # faster than index_add_ on a CPU
+    # bincount on CUDA reads the maximum back to the host; index_add_ stays on the device.
+    ones = torch.ones((), dtype=torch.float64, device=index.device).expand(len(index))
+    return torch.zeros(size, dtype=torch.float64, device=index.device).index_add_(0, index, ones)
+
+
+def _range(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Histogram range; histc's rule for a constant tensor: widen by one on each side."""
+    same = lo == hi
+    return torch.where(same, lo - 1, lo), torch.where(same, hi + 1, hi)
+
+
+def _order_statistics(
+    histogram: torch.Tensor, left: torch.Tensor, width: torch.Tensor, rank: torch.Tensor
+) -> torch.Tensor:
+    """Values of the given ranks: a bin's values are taken as evenly spread across it."""
+    cumulative = histogram.cumsum(dim=1)
+    index = torch.searchsorted(cumulative, rank + 1).clamp_(max=histogram.shape[1] - 1)
+    in_bin = histogram.gather(1, index)
+    before = cumulative.gather(1, index) - in_bin
+    return left[:, None] + (index + (rank - before + 0.5) / in_bin.clamp(min=1)) * width[:, None]
 
 
 class Prober:
-    """Computes captures and keeps each layer's previous quantile grid (on the device) for drift."""
+    """Takes captures and keeps each layer's previous quantile grid (on the device) for drift."""
 
     def __init__(self, spec: ProbeSpec):
         self.spec = spec
-        self.previous: dict[tuple[str, str, str], torch.Tensor] = {}
+        self.previous: dict[Key, torch.Tensor] = {}
+        self._per_bin = math.ceil(FINE_BINS / spec.bins)
+        self._fine = spec.bins * self._per_bin
         levels = torch.tensor(QUANTILES, dtype=torch.float64)
         self._levels = torch.cat([levels, torch.linspace(0, 1, DRIFT_LEVELS, dtype=torch.float64)])
-        weights = torch.full((DRIFT_LEVELS,), 1.0 / (DRIFT_LEVELS - 1), dtype=torch.float64)
-        weights[[0, -1]] /= 2  # trapezoid rule over u in [0, 1]
-        self._trapezoid = weights
-        self._per_bin = math.ceil(FINE_BINS / spec.bins)
+        trapezoid = torch.full((DRIFT_LEVELS,), 1.0 / (DRIFT_LEVELS - 1), dtype=torch.float64)
+        trapezoid[[0, -1]] /= 2  # trapezoid rule over u in [0, 1]
+        self._trapezoid = trapezoid
+        self._layouts: dict[tuple[tuple[int, ...], str], dict[str, torch.Tensor]] = {}
 
     def due(self, step: int) -> bool:
         """Whether a capture is taken after update `step`."""
@@ -122,93 +140,150 @@ class Prober:
     @torch.no_grad()
     def capture(
         self, seed: int, step: int, variants: list[tuple[str, Net, torch.Tensor]]
-    ) -> PendingCaptures:
-        """Statistics of every probed tensor of every (name, net, input batch) given."""
-        tensors: list[tuple[str, str, str, torch.Tensor]] = []
+    ) -> PendingCapture:
+        """Summaries of every probed tensor of every (name, net, input batch) given."""
+        tensors: list[tuple[Key, torch.Tensor]] = []
         for variant, net, x in variants:
             tensors += [
-                (variant, layer, "activation", t) for layer, t in self.layer_outputs(net, x)
+                ((variant, name, "activation"), t) for name, t in self.layer_outputs(net, x)
             ]
             if self.spec.weights:
-                tensors += [(variant, name, "weight", p) for name, p in net.named_weights()]
+                tensors += [((variant, name, "weight"), p) for name, p in net.named_weights()]
             if self.spec.gradients:
                 tensors += [
-                    (variant, name, "grad", p.grad)
+                    ((variant, name, "grad"), p.grad)
                     for name, p in net.named_weights()
                     if p.grad is not None
                 ]
-        # Tensors of equal size are stacked so each statistic is one batched op per size.
-        groups: dict[int, list[int]] = {}
-        for index, (*_, t) in enumerate(tensors):
-            groups.setdefault(t.numel(), []).append(index)
-        meta: list[RowMeta] = []
-        blocks = []
-        for n, indices in groups.items():
-            stacked = torch.stack([tensors[i][3].detach().reshape(-1).float() for i in indices])
-            keys = [tensors[i][:3] for i in indices]
-            meta += [RowMeta(*k, count=n, has_previous=k in self.previous) for k in keys]
-            blocks.append(self._rows(stacked, keys))
-        return PendingCaptures(seed, step, self.spec.bins, meta, torch.cat(blocks).reshape(-1))
+        keys, counts, moments, histograms = [], [], [], []
+        for group in _groups([t.numel() for _, t in tensors]):
+            keys += [tensors[i][0] for i in group]
+            lengths = [tensors[i][1].numel() for i in group]
+            counts += lengths
+            summary = self._summarize(_pack([tensors[i][1] for i in group]), lengths)
+            moments.append(summary[0])
+            histograms.append(summary[1])
+        return PendingCapture(seed, step, keys, counts, torch.cat(moments), torch.cat(histograms))
 
-    def _rows(self, x: torch.Tensor, keys: list[tuple[str, str, str]]) -> torch.Tensor:
-        """One stats row per row of x (k, n), in float64; a handful of passes over x."""
-        k, n = x.shape
-        bins, fine = self.spec.bins, self.spec.bins * self._per_bin
-        levels, trapezoid = self._levels.to(x.device), self._trapezoid.to(x.device)
+    def _layout(self, lengths: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+        key = (tuple(lengths), str(device))
+        if key not in self._layouts:
+            n = torch.tensor(lengths)
+            starts = torch.arange(len(lengths)) * self._fine
+            self._layouts[key] = {
+                name: t.to(device)
+                for name, t in {
+                    "pad": (max(lengths) - n).float(),
+                    "keep": (torch.arange(max(lengths))[None, :] < n[:, None]).float(),
+                    "starts": starts,
+                    "offsets": starts[:, None].float(),
+                }.items()
+            }
+        return self._layouts[key]
+
+    def _summarize(self, x: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Moments and fine histogram of each row of x; row i holds lengths[i] values + padding.
+
+        Padding repeats a row's first value, so min and max are right; its share of the sign
+        sums and of bin 0 (it becomes d = 0 there) is taken back out.
+        """
+        k, fine = len(x), self._fine
+        c = self._layout(lengths, x.device)
         lo, hi = x.amin(dim=1), x.amax(dim=1)
-        # histc's rule for a constant tensor: widen the range by one on each side.
-        same = lo == hi
-        left, right = torch.where(same, lo - 1, lo), torch.where(same, hi + 1, hi)
-        # Moments of x - min: the shift keeps E[d^2] - E[d]^2 from cancelling when |mean| >> std.
-        d = x - left[:, None]
-        mean_d = d.sum(dim=1).double() / n
-        var = ((d * d).sum(dim=1).double() / n - mean_d**2).clamp_(min=0)
+        left, right = _range(lo, hi)
+        # Moments of x - left: the shift keeps E[d^2] - E[d]^2 from cancelling when |mean| >> std.
+        d = (x - left[:, None]).mul_(c["keep"])  # a float mask: masked_fill_ is 10x slower
         signs = x.sign()
-        balance = signs.sum(dim=1).double()
-        nonzero = signs.abs_().sum(dim=1).double()
-        zeros, negative = n - nonzero, (nonzero - balance) / 2
-        # Bin index computed elementwise and scattered: unlike histc's automatic range, nothing
-        # here reads min/max back to the host, and NaN (a diverging run) cannot index out of range.
+        pad, pad_sign = c["pad"], signs[:, 0]
+        moments = [lo, hi, d.sum(dim=1), (d * d).sum(dim=1), signs.sum(dim=1) - pad * pad_sign]
+        moments.append(signs.abs_().sum(dim=1) - pad * pad_sign.abs())
+        # Bins are computed elementwise and counted on the device: histc's automatic range would
+        # read min and max back to the host, and NaN (a diverging run) must not index anything.
         d.mul_((fine / (right - left))[:, None]).floor_()
         torch.nan_to_num_(d, nan=0.0, posinf=fine - 1, neginf=0.0).clamp_(0, fine - 1)
-        d.add_(torch.arange(0, k * fine, fine, device=x.device, dtype=d.dtype)[:, None])
-        ones = torch.ones((), dtype=torch.float32, device=x.device).expand(k * n)
-        counts = torch.zeros(k * fine, dtype=torch.float32, device=x.device)
-        counts = counts.index_add_(0, d.view(-1).int(), ones).view(k, fine).double()
-        lo, hi, left, right = lo.double(), hi.double(), left.double(), right.double()
-        grid = self._quantiles(counts, left, right, n, levels)
-        # Exact where the histogram blurs: the ends, constant tensors, and runs of exact zeros.
-        rank = levels * n
-        in_zeros = (rank >= negative[:, None]) & (rank <= (negative + zeros)[:, None])
-        grid = torch.where(in_zeros & (zeros > 0)[:, None], 0.0, grid)
-        grid = torch.where(same[:, None], lo[:, None], grid)
+        histogram = _bincount(d.add_(c["offsets"]).int().view(-1), k * fine)
+        histogram.index_add_(0, c["starts"], -pad.double())
+        return torch.stack(moments, dim=1).double(), histogram.view(k, fine)
+
+    @torch.no_grad()
+    def finish(
+        self, pending: list[PendingCapture]
+    ) -> tuple[torch.Tensor, Callable[[np.ndarray], list[HistogramCapture]]]:
+        """Report rows of all pending captures in one batch, and how to decode them on the host."""
+        keys = [key for p in pending for key in p.keys]
+        device = pending[0].histogram.device
+        n = torch.tensor([c for p in pending for c in p.counts], dtype=torch.float64).to(device)
+        moments = torch.cat([p.moments for p in pending])
+        histogram = torch.cat([p.histogram for p in pending])
+        lo, hi, sum_d, sum_d2, balance, nonzero = moments.unbind(dim=1)
+        zeros, negative = n - nonzero, (nonzero - balance) / 2
+        mean_d = sum_d / n
+        std = (sum_d2 / n - mean_d**2).clamp_(min=0).sqrt()
+        left, right = _range(lo, hi)
+        # torch.quantile's linear interpolation between the order statistics around q (n - 1).
+        position = self._levels.to(device) * (n[:, None] - 1)
+        low, high = position.floor(), position.ceil()
+        width = (right - left) / self._fine
+        below = _order_statistics(histogram, left, width, low)
+        grid = below + (_order_statistics(histogram, left, width, high) - below) * (position - low)
+        in_zeros = (low >= negative[:, None]) & (high < (negative + zeros)[:, None])
+        grid = torch.where(in_zeros, 0.0, grid)
+        grid = torch.where((lo == hi)[:, None], lo[:, None], grid)
         ends = [0, len(QUANTILES) - 1, len(QUANTILES), grid.shape[1] - 1]
         grid[:, ends] = torch.stack([lo, hi, lo, hi], dim=1)
         quantiles, current = grid[:, : len(QUANTILES)], grid[:, len(QUANTILES) :]
-        nan_row = torch.full((DRIFT_LEVELS,), math.nan, dtype=torch.float64, device=x.device)
-        previous = torch.stack([self.previous.get(key, nan_row) for key in keys])
-        drift = ((current - previous).abs() * trapezoid).sum(dim=1)
-        for key, row in zip(keys, current, strict=True):
-            self.previous[key] = row
-        steps = torch.arange(bins + 1, device=x.device, dtype=torch.float64) / bins
-        edges = left[:, None] + (right - left)[:, None] * steps
-        coarse = counts.view(k, bins, self._per_bin).sum(dim=2)
-        head = torch.stack([lo, hi, left + mean_d, var.sqrt(), zeros], dim=1)
-        return torch.cat([head, quantiles, drift[:, None], edges, coarse], dim=1)
+        drift, has_previous = self._drift(keys, current)
+        steps = torch.arange(self.spec.bins + 1, device=device, dtype=torch.float64)
+        edges = left[:, None] + (right - left)[:, None] * (steps / self.spec.bins)
+        coarse = histogram.view(len(keys), self.spec.bins, self._per_bin).sum(dim=2)
+        head = torch.stack([lo, hi, left + mean_d, std, zeros], dim=1)
+        rows = torch.cat([head, quantiles, drift[:, None], edges, coarse], dim=1)
+        return rows.reshape(-1), lambda host: self._decode(pending, has_previous, host)
 
-    @staticmethod
-    def _quantiles(
-        counts: torch.Tensor, left: torch.Tensor, right: torch.Tensor, n: int, levels: torch.Tensor
-    ) -> torch.Tensor:
-        """Quantiles at `levels` read off a histogram, interpolating linearly inside a bin."""
-        fine = counts.shape[1]
-        cumulative = counts.cumsum(dim=1)
-        target = (levels * n).expand(len(counts), -1).contiguous()
-        index = torch.searchsorted(cumulative, target).clamp_(max=fine - 1)
-        before = cumulative.gather(1, index) - counts.gather(1, index)
-        inside = ((target - before) / counts.gather(1, index).clamp(min=1)).clamp_(0, 1)
-        width = (right - left)[:, None] / fine
-        return left[:, None] + (index + inside) * width
+    def _drift(self, keys: list[Key], current: torch.Tensor) -> tuple[torch.Tensor, list[bool]]:
+        """W1 distance of each row's quantile grid to its layer's previous one (NaN if none)."""
+        table = [current, torch.full_like(current[:1], math.nan)]
+        nan_index, index, has_previous = len(keys), [], []
+        last: dict[Key, int] = {}
+        for row, key in enumerate(keys):
+            if key in last:
+                index.append(last[key])
+            elif key in self.previous:
+                index.append(len(keys) + len(table) - 1)
+                table.append(self.previous[key][None])
+            else:
+                index.append(nan_index)
+            has_previous.append(index[-1] != nan_index)
+            last[key] = row
+        previous = torch.cat(table)[torch.tensor(index, device=current.device)]
+        drift = ((current - previous).abs() * self._trapezoid.to(current.device)).sum(dim=1)
+        self.previous.update({key: current[row] for key, row in last.items()})
+        return drift, has_previous
+
+    def _decode(
+        self, pending: list[PendingCapture], has_previous: list[bool], host: np.ndarray
+    ) -> list[HistogramCapture]:
+        """Histogram captures from the host copy of finish's rows; NaN or inf rows are dropped."""
+        bins, out = self.spec.bins, []
+        rows = iter(zip(host.reshape(len(has_previous), -1), has_previous, strict=True))
+        for capture in pending:
+            for (variant, layer, kind), count in zip(capture.keys, capture.counts, strict=True):
+                row, previous = next(rows)
+                head = row[:HEAD] if previous else row[: HEAD - 1]
+                if not (np.isfinite(head).all() and np.isfinite(row[HEAD:]).all()):
+                    continue
+                lo, hi, mean, std, zeros = (float(v) for v in row[:5])
+                stats = {
+                    "count": count, "mean": mean, "std": std, "min": lo, "max": hi,
+                    "quantiles": dict(zip(QUANTILE_KEYS, row[5 : HEAD - 1].tolist(), strict=True)),
+                    "zero_fraction": zeros / count,
+                    "drift": float(row[HEAD - 1]) if previous else None,
+                }  # fmt: skip
+                edges = row[HEAD : HEAD + bins + 1].tolist()
+                counts = [round(c) for c in row[HEAD + bins + 1 :].tolist()]
+                out.append(HistogramCapture(variant, capture.seed, layer, kind, capture.step,
+                                            edges, counts, stats))  # fmt: skip
+        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Previous quantile grids on the CPU, keyed "variant|layer|kind"."""
@@ -216,4 +291,7 @@ class Prober:
 
     def load_state_dict(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
         """Restore previous grids (drift continues exactly across a resume)."""
-        self.previous = {tuple(k.split("|")): v.to(device) for k, v in state.items()}  # type: ignore[misc]
+        self.previous = {}
+        for name, grid in state.items():
+            variant, layer, kind = name.split("|")
+            self.previous[(variant, layer, kind)] = grid.to(device)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from worker.training.probes import PendingCaptures
+from worker.training.probes import PendingCapture, Prober
 from worker.training.sink import CurvePoint, MetricPoint, Sink
 
 TAIL = 10  # final_train_loss is the mean of the last TAIL steps
@@ -62,14 +62,14 @@ class _Curve:
 class Recorder:
     """Losses, evaluations, curves and captures of one seed, pending on the device."""
 
-    def __init__(self, books: dict[str, RunBook]):
-        self.books = books
+    def __init__(self, books: dict[str, RunBook], prober: Prober):
+        self.books, self.prober = books, prober
         self.losses: dict[str, list[torch.Tensor]] = {name: [] for name in books}
         self.loss_start: dict[str, int] = {name: 1 for name in books}
         self.checked: dict[str, int] = {name: 0 for name in books}
         self.evals: list[tuple[RunBook, str, int, torch.Tensor]] = []
         self.curves: list[_Curve] = []
-        self.captures: list[PendingCaptures] = []
+        self.captures: list[PendingCapture] = []
 
     def start_at(self, step: int) -> None:
         """The next loss recorded for each run is that of update `step`."""
@@ -89,7 +89,7 @@ class Recorder:
         """Record a curve (x known on the host, y on the device)."""
         self.curves.append(_Curve(self.books[variant], key, step, epoch, x, y))
 
-    def capture(self, pending: PendingCaptures) -> None:
+    def capture(self, pending: PendingCapture) -> None:
         """Record a probe capture."""
         self.captures.append(pending)
 
@@ -100,7 +100,11 @@ class Recorder:
 
     def find_divergence(self, variants: list[str]) -> dict[str, int]:
         """First non-finite step of each given run, looking at losses not yet checked (syncs)."""
-        found = {n: self.books[n].first_bad for n in variants if self.books[n].first_bad}
+        found: dict[str, int] = {}
+        for name in variants:
+            first_bad = self.books[name].first_bad
+            if first_bad is not None:
+                found[name] = first_bad
         firsts = []
         for name in variants:
             fresh = self.losses[name][self.checked[name] :]
@@ -123,7 +127,10 @@ class Recorder:
         parts = [torch.stack(self.losses[n]).reshape(-1) for n in names]
         parts += [value.reshape(-1) for _, _, _, value in self.evals]
         parts += [c.y.reshape(-1) for c in self.curves]
-        parts += [p.values for p in self.captures]
+        decode = None
+        if self.captures:
+            rows, decode = self.prober.finish(self.captures)
+            parts.append(rows)
         host = np.empty(0)
         if parts:
             host = torch.cat([p.double() for p in parts]).cpu().numpy()
@@ -155,10 +162,9 @@ class Recorder:
                     CurvePoint(c.book.variant, c.book.seed, c.key, c.step, c.epoch, c.x, y.tolist())
                 )
         captures = []
-        for pending in self.captures:
-            rows = host[offset : offset + pending.values.numel()]
-            offset += len(rows)
-            captures += [h for h in pending.decode(rows) if self.books[h.variant].accepts(h.step)]
+        if decode is not None:
+            decoded = decode(host[offset:])
+            captures = [h for h in decoded if self.books[h.variant].accepts(h.step)]
         self.evals, self.curves, self.captures = [], [], []
         if points:
             sink.on_metrics(points)

@@ -39,7 +39,7 @@ class HistogramCapture:
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """A curve of one run: predictions (`fit`) or the data points (`train_points`, `test_points`)."""
+    """A curve of one run: predictions (`fit`) or data points (`train_points`, `test_points`)."""
 
     variant: str
     seed: int

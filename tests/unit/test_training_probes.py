@@ -1,0 +1,173 @@
+"""Probe captures: statistics that agree with exact ones, drift, and nothing non-finite."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from shared.spec import CNNModel, MLPModel, ProbeSpec
+from worker.training.models import Net, build_model
+from worker.training.probes import FINE_BINS, Prober
+from worker.training.sink import QUANTILE_KEYS, HistogramCapture
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny nets gain nothing from threads, and on a busy machine thread barriers cost seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+LEVELS = torch.tensor([float(k) / 100 for k in QUANTILE_KEYS], dtype=torch.float64)
+
+
+def _net(**kwargs: object) -> Net:
+    return build_model(MLPModel(hidden=[32, 16], **kwargs), (4,), 3, seed=0)
+
+
+def _capture(
+    prober: Prober, net: Net, x: torch.Tensor, step: int = 10
+) -> dict[str, HistogramCapture]:
+    rows, decode = prober.finish([prober.capture(0, step, [("v", net, x)])])
+    return {(h.layer, h.kind): h for h in decode(rows.cpu().numpy())}
+
+
+def test_statistics_agree_with_exact_ones() -> None:
+    torch.manual_seed(0)
+    net, x = _net(), torch.randn(1000, 4) * 5 + 3
+    prober = Prober(ProbeSpec(bins=20))
+    captures = _capture(prober, net, x)
+    net.eval()
+    _, outputs = net.forward_with_outputs(x)
+    assert [layer for layer, _ in captures] == [name for name, _ in outputs]
+    for name, tensor in outputs:
+        h, t = captures[(name, "activation")], tensor.detach().double().reshape(-1)
+        s = h.stats
+        assert h.kind == "activation" and h.step == 10 and h.variant == "v"
+        assert s["count"] == t.numel() == sum(h.counts)
+        assert len(h.counts) == 20 and len(h.edges) == 21
+        assert (
+            s["min"] == t.min().item() == h.edges[0] and s["max"] == t.max().item() == h.edges[-1]
+        )
+        assert s["mean"] == pytest.approx(t.mean().item(), rel=1e-5, abs=1e-6)
+        assert s["std"] == pytest.approx(t.std(correction=0).item(), rel=1e-4)
+        assert s["zero_fraction"] == (t == 0).double().mean().item()
+        exact = torch.quantile(t, LEVELS).tolist()
+        tolerance = 2 * (s["max"] - s["min"]) / FINE_BINS
+        values = [s["quantiles"][k] for k in QUANTILE_KEYS]
+        assert values == pytest.approx(exact, abs=tolerance)
+        assert values == sorted(values)
+        assert s["drift"] is None
+    # ReLU zeros are a point mass: quantiles inside it are exactly zero.
+    act = captures[("hidden1.act", "activation")].stats
+    assert act["zero_fraction"] > 0.3 and act["quantiles"]["25"] == 0.0
+
+
+def test_histogram_counts_fall_between_their_edges() -> None:
+    torch.manual_seed(1)
+    net, x = _net(), torch.randn(500, 4)
+    h = _capture(Prober(ProbeSpec(bins=8)), net, x)[("hidden1.linear", "activation")]
+    values = net.hidden1_linear(x).detach().reshape(-1)
+    expected = torch.histc(values, bins=8, min=h.edges[0], max=h.edges[-1])
+    assert sum(abs(a - b) for a, b in zip(h.counts, expected.tolist(), strict=True)) <= 2
+
+
+def test_drift_is_none_first_then_measures_the_shift() -> None:
+    torch.manual_seed(2)
+    net, x = _net(), torch.randn(2000, 4)
+    prober = Prober(ProbeSpec())
+    assert _capture(prober, net, x, 10)[("hidden1.linear", "activation")].stats["drift"] is None
+    unchanged = _capture(prober, net, x, 20)[("hidden1.linear", "activation")].stats["drift"]
+    assert unchanged == pytest.approx(0.0, abs=1e-9)
+    with torch.no_grad():
+        net.hidden1_linear.bias += 0.5  # every output moves by exactly 0.5
+    shifted = _capture(prober, net, x, 30)
+    assert shifted[("hidden1.linear", "activation")].stats["drift"] == pytest.approx(0.5, rel=0.01)
+    assert all(h.stats["drift"] >= 0 for h in shifted.values())
+
+
+def test_constant_layer_and_non_finite_layers() -> None:
+    net, x = _net(), torch.randn(64, 4)
+    with torch.no_grad():
+        net.hidden1_linear.weight.zero_()
+        net.hidden1_linear.bias.fill_(-1.0)  # ReLU of -1: all exact zeros
+        net.output_linear.weight[0, 0] = math.nan
+    captures = _capture(Prober(ProbeSpec(bins=10)), net, x)
+    act = captures[("hidden1.act", "activation")]
+    assert act.stats["zero_fraction"] == 1.0 and act.stats["std"] == 0.0
+    assert set(act.stats["quantiles"].values()) == {0.0}
+    assert act.edges[0] == -1.0 and act.edges[-1] == 1.0 and sum(act.counts) == 64 * 32
+    assert ("output.linear", "activation") not in captures  # NaN: dropped, never reported
+    assert ("hidden2.linear", "activation") in captures
+
+
+def test_weights_and_gradients_are_captured_by_canonical_name() -> None:
+    net = _net(batchnorm="before_activation")
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    F.cross_entropy(net(x), y).backward()
+    captures = _capture(Prober(ProbeSpec(weights=True, gradients=True)), net, x)
+    weight = captures[("hidden1.linear.weight", "weight")]
+    assert weight.stats["count"] == 32 * 4
+    assert weight.stats["mean"] == pytest.approx(net.hidden1_linear.weight.mean().item(), abs=1e-6)
+    grad = captures[("hidden1.bn.weight", "grad")]
+    assert grad.stats["max"] == net.hidden1_bn.weight.grad.max().item()
+
+
+def test_train_mode_probe_leaves_running_stats_and_rng_untouched() -> None:
+    net = _net(batchnorm="before_activation", dropout=0.5)
+    before, x = net.hidden1_bn.running_mean.clone(), torch.randn(64, 4) + 3
+    torch.manual_seed(5)
+    Prober(ProbeSpec(mode="train")).capture(0, 1, [("v", net, x)])
+    assert torch.equal(net.hidden1_bn.running_mean, before)
+    drawn = torch.rand(4)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(4), drawn)
+    assert net.training
+
+
+def test_captures_finished_together_or_apart_report_the_same() -> None:
+    x = torch.randn(300, 4)
+    before, after = _net(), _net()
+    with torch.no_grad():
+        after.hidden1_linear.weight.mul_(1.5)
+    states = [(1, before), (2, after)]
+    together, apart = Prober(ProbeSpec()), Prober(ProbeSpec())
+    rows, decode = together.finish([together.capture(0, s, [("v", n, x)]) for s, n in states])
+    batched = decode(rows.numpy())
+    alone = []
+    for step, net in states:
+        rows, decode = apart.finish([apart.capture(0, step, [("v", net, x)])])
+        alone += decode(rows.numpy())
+    assert [(h.layer, h.step, h.stats) for h in batched] == [
+        (h.layer, h.step, h.stats) for h in alone
+    ]
+    drift = {h.layer: h.stats["drift"] for h in batched if h.step == 2}
+    assert drift["hidden1.linear"] > 0.1 and drift["hidden1.act"] > 0
+
+
+def test_cnn_layers_of_many_sizes_are_summarised_exactly_enough() -> None:
+    cnn = CNNModel.model_validate(
+        {
+            "blocks": [
+                {"channels": 3, "kernel": 5, "pool": "avg"},
+                {"channels": 6, "kernel": 3, "pool": "max", "batchnorm": "before_activation"},
+            ],
+            "head": {"hidden": [25]},
+        }
+    )
+    net, x = build_model(cnn, (1, 28, 28), 10, seed=0), torch.rand(64, 1, 28, 28)
+    captures = _capture(Prober(ProbeSpec()), net, x)
+    net.eval()
+    for name, tensor in net.forward_with_outputs(x)[1]:
+        t, s = tensor.double().reshape(-1), captures[(name, "activation")].stats
+        assert s["count"] == t.numel() == sum(captures[(name, "activation")].counts)
+        assert s["mean"] == pytest.approx(t.mean().item(), rel=1e-5, abs=1e-6)
+        exact = torch.quantile(t, LEVELS).tolist()
+        tolerance = 2 * (s["max"] - s["min"]) / FINE_BINS
+        assert [s["quantiles"][k] for k in QUANTILE_KEYS] == pytest.approx(exact, abs=tolerance)
