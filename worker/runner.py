@@ -63,7 +63,7 @@ def load(
         spec = ExperimentSpec.model_validate(experiment.spec)
         runs = {(r.variant, r.seed): r.id for r in experiment.runs}
         blob = experiment.checkpoint
-    resume = torch.load(io.BytesIO(blob), weights_only=False) if blob else None
+    resume = torch.load(io.BytesIO(blob), weights_only=True) if blob else None
     return spec, runs, resume
 
 
