@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     requeue_after_s: float = 60.0
     # Metrics and histograms are written at most this often (and at the end).
     flush_every_s: float = 1.0
+    # Intra-op threads of a CPU worker; 0 keeps torch's default (one per core). Small nets on a
+    # shared machine train faster on one thread than on threads that wait for each other.
+    torch_threads: int = 0
     # A resumable checkpoint is stored at most this often (and whenever training stops early).
     checkpoint_every_s: float = 10.0
 

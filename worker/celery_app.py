@@ -25,6 +25,15 @@ def _fresh_engine_after_fork(**_: Any) -> None:
     reset_engines()
 
 
+@signals.worker_init.connect
+def _limit_torch_threads(**_: Any) -> None:
+    threads = get_settings().torch_threads
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 @signals.worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     from worker.heartbeat import start_heartbeat

@@ -6,6 +6,7 @@ import io
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -37,52 +38,26 @@ class DatabaseSink:
         self._cancelled = False
         self.interrupted = False
 
-    def _run_id(self, variant: str, seed: int) -> uuid.UUID:
-        return self.runs[(variant, seed)]
+    def _rows(self, items: Sequence[MetricPoint | HistogramCapture | CurvePoint]) -> list[dict]:
+        """Table rows: the event's fields, with its (variant, seed) replaced by the run id."""
+        rows = []
+        for item in items:
+            row = {f.name: getattr(item, f.name) for f in fields(item)}
+            row["run_id"] = self.runs[(row.pop("variant"), row.pop("seed"))]
+            rows.append(row)
+        return rows
 
     def on_metrics(self, points: Sequence[MetricPoint]) -> None:
-        rows = [
-            {
-                "run_id": self._run_id(p.variant, p.seed),
-                "key": p.key,
-                "step": p.step,
-                "value": p.value,
-            }
-            for p in points
-        ]
         with session_scope(self.url) as session:
-            results.write_metrics(session, rows)
+            results.write_metrics(session, self._rows(points))
 
     def on_histograms(self, captures: Sequence[HistogramCapture]) -> None:
-        rows = [
-            {
-                "run_id": self._run_id(c.variant, c.seed),
-                "layer": c.layer,
-                "kind": c.kind,
-                "step": c.step,
-                "edges": c.edges,
-                "counts": c.counts,
-                "stats": c.stats,
-            }
-            for c in captures
-        ]
         with session_scope(self.url) as session:
-            results.write_histograms(session, rows)
+            results.write_histograms(session, self._rows(captures))
 
     def on_curves(self, curves: Sequence[CurvePoint]) -> None:
-        rows = [
-            {
-                "run_id": self._run_id(c.variant, c.seed),
-                "key": c.key,
-                "step": c.step,
-                "epoch": c.epoch,
-                "x": c.x,
-                "y": c.y,
-            }
-            for c in curves
-        ]
         with session_scope(self.url) as session:
-            results.write_curves(session, rows)
+            results.write_curves(session, self._rows(curves))
 
     def on_progress(self, done: int, total: int) -> None:
         with session_scope(self.url) as session:
@@ -92,13 +67,13 @@ class DatabaseSink:
                 .values(progress=min(1.0, done / max(total, 1)), heartbeat_at=utcnow())
             )
 
-    def on_checkpoint(self, state: dict[str, Any]) -> None:
+    def wants_checkpoint(self) -> bool:
         # Rows after a checkpoint are replayed on resume and upserted over themselves, so a
         # checkpoint every few seconds is as exact as one per flush, and much cheaper.
-        now = time.monotonic()
-        if now - self._last_checkpoint < self.checkpoint_every_s and not self.stopping:
-            return
-        self._last_checkpoint = now
+        return self.stopping or time.monotonic() - self._last_checkpoint >= self.checkpoint_every_s
+
+    def on_checkpoint(self, state: dict[str, Any]) -> None:
+        self._last_checkpoint = time.monotonic()
         buffer = io.BytesIO()
         torch.save(state, buffer)
         with session_scope(self.url) as session:

@@ -41,6 +41,7 @@ def postgres_env(pg_url: str, tmp: Path) -> dict[str, str]:
         "BNLAB_BROKER_URL": f"{REDIS_SERVER}/{random.randint(1, 15)}",
         "BNLAB_DATA_DIR": str(tmp),
         "BNLAB_FLUSH_EVERY_S": "0.2",
+        "BNLAB_TORCH_THREADS": "1",
     }
 
 
@@ -50,6 +51,7 @@ def embedded_env(tmp: Path) -> dict[str, str]:
         "BNLAB_BROKER_URL": "",
         "BNLAB_DATA_DIR": str(tmp),
         "BNLAB_FLUSH_EVERY_S": "0.2",
+        "BNLAB_TORCH_THREADS": "1",
     }
 
 

@@ -33,6 +33,7 @@ FAST_RECOVERY = {
     "BNLAB_REQUEUE_AFTER_S": "3",
     "BNLAB_CHECKPOINT_EVERY_S": "0.3",
     "BNLAB_FLUSH_EVERY_S": "0.2",
+    "BNLAB_TORCH_THREADS": "1",
 }
 
 # Long enough to interrupt mid-way; dropout makes the resume depend on the saved RNG state.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,6 @@ from shared.config import Settings
 from shared.spec import ExperimentSpec
 from worker.training import MemorySink, train
 from worker.training.__main__ import main
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny nets gain nothing from threads, and on a busy machine thread barriers cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # Flush (and checkpoint) after every step, so a stop can happen anywhere.
 EVERY_STEP = Settings(flush_every_s=0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,16 +12,6 @@ from shared.spec import CNNModel, MLPModel, ProbeSpec
 from worker.training.models import Net, build_model
 from worker.training.probes import FINE_BINS, Prober
 from worker.training.sink import QUANTILE_KEYS, HistogramCapture
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny nets gain nothing from threads, and on a busy machine thread barriers cost seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 LEVELS = torch.tensor([float(k) / 100 for k in QUANTILE_KEYS], dtype=torch.float64)
 

@@ -232,7 +232,7 @@ class _Trainer:
         done = run.index * self.steps_per_seed + run.epoch * self.spe + run.step_in_epoch
         self.sink.on_progress(done, self.total)
         self.last_flush = time.monotonic()
-        if checkpoint:
+        if checkpoint and self.sink.wants_checkpoint():
             self.sink.on_checkpoint(self.checkpoint(run.index, run))
 
     def checkpoint(self, seed_index: int, run: _Seed | None) -> dict[str, Any]:

@@ -61,6 +61,10 @@ class Sink(Protocol):
 
     def on_progress(self, done: int, total: int) -> None: ...
 
+    def wants_checkpoint(self) -> bool:
+        """Whether to build a checkpoint at this flush (building one copies every state)."""
+        ...
+
     def on_checkpoint(self, state: dict[str, Any]) -> None: ...
 
     def should_stop(self) -> bool: ...
@@ -92,6 +96,10 @@ class MemorySink:
     def on_progress(self, done: int, total: int) -> None:
         """Record progress."""
         self.progress.append((done, total))
+
+    def wants_checkpoint(self) -> bool:
+        """Always: tests resume from any flush."""
+        return True
 
     def on_checkpoint(self, state: dict[str, Any]) -> None:
         """Keep the latest checkpoint."""
