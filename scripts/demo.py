@@ -13,6 +13,8 @@ from shared.logs import configure_logging
 log = logging.getLogger("demo")
 
 PRESET = "seed-bn-mlp"
+# The findings printed at the end; every other measure is in the API and on the dashboard.
+SHOWN_FINDINGS = ("early_train_loss", "final_test_accuracy", "steps_to_threshold")
 
 
 def bar(fraction: float, width: int = 30) -> str:
@@ -46,7 +48,12 @@ def main() -> int:
             print(
                 f"  run {run['variant']:<8} seed {run['seed']}: {run['status']}  {run['summary']}"
             )
-        print(f"\nExperiment: {stack.url}/api/v1/experiments/{experiment_id}")
+        for pair in (experiment.get("findings") or {}).get("pairs", []):
+            for statement in pair["statements"]:
+                if statement.split(":")[0] in SHOWN_FINDINGS:
+                    print(f"  {statement}")
+        print(f"\nDashboard:  {stack.url}/experiments/{experiment_id}")
+        print(f"Experiment: {stack.url}/api/v1/experiments/{experiment_id}")
         for run in experiment["runs"]:
             print(f"Metrics ({run['variant']}): {stack.url}/api/v1/runs/{run['id']}/metrics")
         print(f"Swagger UI: {stack.url}/docs")

@@ -142,12 +142,17 @@ def compare(
         ]
         if not diffs:
             continue
-        lower = sum(d < 0 for d in diffs)
-        measures[name] = {"difference": spread(diffs), "b_lower_in": lower, "seeds": len(diffs)}
+        lower, higher = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
+        measures[name] = {
+            "difference": spread(diffs),
+            "b_lower_in": lower,
+            "b_higher_in": higher,
+            "seeds": len(diffs),
+        }
         mean_a = spread([seeds_a[s][name] for s in common])["mean"]
         mean_b = spread([seeds_b[s][name] for s in common])["mean"]
         statements.append(
             f"{name}: {b} {mean_b:.4g} vs {a} {mean_a:.4g} "
-            f"({b} lower in {lower} of {len(diffs)} seeds)"
+            f"({b} lower in {lower}, higher in {higher} of {len(diffs)} seeds)"
         )
     return {"a": a, "b": b, "measures": measures, "statements": statements}
