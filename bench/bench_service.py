@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 
+import torch
 from sqlalchemy import create_engine, text
 
 from scripts.stack import Stack
@@ -49,9 +50,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL + Redis, not embedded")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads, both sides (0: default)"
+    )
     args = parser.parse_args()
 
     env = {"BNLAB_DATA_DIR": tempfile.mkdtemp(prefix="bnlab-bench-")}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        env["BNLAB_TORCH_THREADS"] = str(args.threads)
     admin = None
     if args.postgres:
         name = f"bnlab_bench_{uuid.uuid4().hex[:8]}"
@@ -78,7 +85,8 @@ def main() -> None:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
     service, local = statistics.median(service_s), statistics.median(local_s)
     backend = "PostgreSQL + Redis" if args.postgres else "embedded (SQLite + filesystem broker)"
-    print(f"seed-bn-mlp, {backend}, median of {args.repeat}")
+    threads = args.threads or "default"
+    print(f"seed-bn-mlp, {backend}, torch threads {threads}, median of {args.repeat}")
     print(f"  through the service (POST to succeeded): {service:7.2f} s")
     print(f"  in-process training core:                {local:7.2f} s")
     print(f"  ratio service / in-process:              {service / local:7.2f}x  (target <= 1.5x)")
