@@ -6,10 +6,11 @@ import base64
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
 from celery import Celery
 from fastapi import HTTPException, status
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from shared.broker import send_training
@@ -118,13 +119,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def cancel_experiment(session: Session, experiment: Experiment) -> Experiment:
     """Queued: cancelled at once. Running: flagged; the worker stops at its next step."""
     now = utcnow()
-    queued = session.execute(
+    queued: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(Experiment)
         .where(Experiment.id == experiment.id, Experiment.status == ExperimentStatus.queued)
         .values(status=ExperimentStatus.cancelled, finished_at=now, cancel_requested=True)
     )
     if queued.rowcount == 0:
-        running = session.execute(
+        running: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             update(Experiment)
             .where(Experiment.id == experiment.id, Experiment.status == ExperimentStatus.running)
             .values(cancel_requested=True)

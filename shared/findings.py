@@ -28,7 +28,7 @@ class RunSeries:
     drift: dict[str, list[float]] = field(default_factory=dict)
 
 
-def spread(values: Sequence[float]) -> dict[str, Any]:
+def spread(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean, standard deviation, min, max and count of per-seed values."""
     clean = [v for v in values if v is not None and math.isfinite(v)]
     if not clean:

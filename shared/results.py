@@ -23,7 +23,8 @@ def upsert(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -
     table: Table = model.__table__
     keys = [c.name for c in table.primary_key.columns]
     values = [c.name for c in table.columns if c.name not in keys]
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for start in range(0, len(rows), CHUNK):
         statement = insert(table).values(list(rows[start : start + CHUNK]))
         statement = statement.on_conflict_do_update(
