@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import socket
 import time
 import urllib.parse
@@ -145,13 +144,7 @@ def train_examples(spec: ExperimentSpec) -> int:
     return min(full, spec.dataset.train_size or full)
 
 
-def steps_per_epoch(spec: ExperimentSpec) -> int:
-    """Optimizer steps per epoch (the last partial batch counts)."""
-    batch = spec.training.batch_size
-    return 1 if batch is None else math.ceil(train_examples(spec) / batch)
-
-
 def total_steps(spec: ExperimentSpec) -> int:
     """Every optimizer step of every run of the experiment."""
     runs = len(spec.variants) * len(spec.training.seeds)
-    return spec.training.epochs * steps_per_epoch(spec) * runs
+    return spec.training.epochs * spec.training.steps_per_epoch(train_examples(spec)) * runs

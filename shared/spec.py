@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -140,6 +141,12 @@ class TrainingSpec(Frozen):
     eval_every: int = Field(default=1, ge=1, le=100_000)
     # "shared": layers of the same shape start from the same weights in every variant.
     init: Literal["independent", "shared"] = "independent"
+
+    def steps_per_epoch(self, train_examples: int) -> int:
+        """Optimizer updates per epoch over that many examples; the last partial batch counts."""
+        if self.batch_size is None:
+            return 1
+        return math.ceil(train_examples / self.batch_size)
 
     @field_validator("seeds")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,11 +74,6 @@ class _Seed:
     order: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
 
-def steps_per_epoch(n_train: int, batch_size: int | None) -> int:
-    """Updates per epoch; the last partial batch is kept."""
-    return 1 if batch_size is None else math.ceil(n_train / batch_size)
-
-
 class _Trainer:
     """State of one train() call; methods are the phases of the loop."""
 
@@ -94,7 +88,7 @@ class _Trainer:
         t = spec.training
         self.n_train = len(self.data.x_train)
         self.batch = self.n_train if t.batch_size is None else min(t.batch_size, self.n_train)
-        self.spe = steps_per_epoch(self.n_train, self.batch)
+        self.spe = t.steps_per_epoch(self.n_train)
         self.steps_per_seed = t.epochs * self.spe
         self.total = self.steps_per_seed * len(t.seeds)
         self.books = {(v.name, s): RunBook(v.name, s) for s in t.seeds for v in spec.variants}

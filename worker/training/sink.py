@@ -59,7 +59,9 @@ class Sink(Protocol):
 
     def on_curves(self, curves: list[CurvePoint]) -> None: ...
 
-    def on_progress(self, done: int, total: int) -> None: ...
+    def on_progress(self, done: int, total: int) -> None:
+        """Ends every flush, after its metrics, histograms and curves: a sink may commit here."""
+        ...
 
     def wants_checkpoint(self) -> bool:
         """Whether to build a checkpoint at this flush (building one copies every state)."""
