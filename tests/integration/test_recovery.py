@@ -18,6 +18,7 @@ import pytest
 from scripts.stack import Stack, free_port
 from shared.spec import ExperimentSpec
 from tests.conftest import ARTIFACTS
+from tests.integration.conftest import PostgresDatabases
 from worker.training.loop import train
 from worker.training.sink import MemorySink
 
@@ -99,10 +100,10 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
 
 @pytest.fixture(scope="module")
 def recovery_stack(
-    pg_url: str, redis: PrivateRedis, tmp_path_factory: pytest.TempPathFactory
+    pg_databases: PostgresDatabases, redis: PrivateRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     env = {
-        "BNLAB_DATABASE_URL": pg_url,
+        "BNLAB_DATABASE_URL": pg_databases.create(),
         "BNLAB_BROKER_URL": f"redis://127.0.0.1:{redis.port}/0",
         "BNLAB_DATA_DIR": str(tmp_path_factory.mktemp("recovery")),
         **FAST_RECOVERY,

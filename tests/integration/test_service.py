@@ -26,7 +26,7 @@ SMALL = {
 
 
 def test_postgres_upgrade_head_matches_models(pg_url: str) -> None:
-    # The stacks migrated this database already: upgrading again is a no-op, and no drift.
+    # Upgrading to head leaves no drift between the migrations and the models.
     assert upgrade_and_diff(pg_url) == []
 
 
@@ -103,8 +103,10 @@ def test_cancel_running_experiment_stops_it_and_keeps_rows(stack: Stack) -> None
 def test_cancel_of_queued_experiment_never_starts(stack: Stack) -> None:
     # A long one keeps the single worker busy, so the second stays queued while we cancel it.
     busy = {**SMALL, "name": "busy", "training": {"epochs": 2000, "batch_size": 64}}
-    _, first = stack.request("POST", "/api/v1/experiments", {"spec": busy})
-    _, second = stack.request("POST", "/api/v1/experiments", {"spec": SMALL})
+    status, first = stack.request("POST", "/api/v1/experiments", {"spec": busy})
+    assert status == 201, first
+    status, second = stack.request("POST", "/api/v1/experiments", {"spec": SMALL})
+    assert status == 201, second
     status, body = stack.request("POST", f"/api/v1/experiments/{second['id']}/cancel")
     assert status == 200 and body["status"] == "cancelled"
     stack.request("POST", f"/api/v1/experiments/{first['id']}/cancel")
