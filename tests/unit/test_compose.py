@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.broker import QUEUES
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
@@ -36,6 +38,9 @@ def test_compose_file_is_valid_and_complete() -> None:
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert services["worker"]["stop_grace_period"]
+    # Every queue has a worker under compose, or a spec routed there would wait forever.
+    command = services["worker"]["command"]
+    assert set(command[command.index("-Q") + 1].split(",")) == set(QUEUES)
     assert "healthcheck" in services["postgres"]
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert json.dumps(services).count("from-the-environment") >= 2
