@@ -4,25 +4,72 @@ Brokers do not redeliver reliably (a SIGKILLed worker's task was not redelivered
 neither by Redis nor by the embedded transports), so the database decides: a running experiment
 whose heartbeat went stale is queued again, and a queued one that nobody claimed is sent again.
 Every update is conditional, so when several workers reap at once only one of them sends.
+
+A cancel that reached an experiment after its worker died, or while it shut down, is settled
+here too: claim refuses such an experiment, so nobody else would ever finish it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from shared.broker import send_training
 from shared.config import Settings
 from shared.db import session_scope
-from shared.models import Experiment, ExperimentStatus, utcnow
+from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 # Re-sends of a queued experiment back off up to this many doublings of requeue_after_s.
 MAX_DOUBLINGS = 6
+
+
+def close_cancelled(session: Session, stale_before: datetime) -> list[uuid.UUID]:
+    """Cancel what was asked to cancel but has no live worker: queued, or running and stale."""
+    orphaned = and_(
+        Experiment.cancel_requested.is_(True),
+        or_(
+            Experiment.status == ExperimentStatus.queued,
+            and_(
+                Experiment.status == ExperimentStatus.running,
+                Experiment.heartbeat_at < stale_before,
+            ),
+        ),
+    )
+    ids = list(session.scalars(select(Experiment.id).where(orphaned)))
+    for experiment_id in ids:
+        closed = session.execute(
+            update(Experiment)
+            .where(Experiment.id == experiment_id, orphaned)
+            .values(
+                status=ExperimentStatus.cancelled,
+                worker=None,
+                finished_at=utcnow(),
+                checkpoint=None,
+            )
+        )
+        if closed.rowcount:
+            cancel_unfinished_runs(session, experiment_id)
+            log.warning("experiment %s was cancelled while it had no worker", experiment_id)
+    return ids
+
+
+def cancel_unfinished_runs(session: Session, experiment_id: uuid.UUID) -> None:
+    """Runs that never finished end cancelled; finished ones keep their outcome."""
+    session.execute(
+        update(Run)
+        .where(
+            Run.experiment_id == experiment_id,
+            Run.status.in_([RunStatus.queued, RunStatus.running]),
+        )
+        .values(status=RunStatus.cancelled)
+    )
 
 
 def reap(settings: Settings, celery: Celery) -> list[str]:
@@ -31,6 +78,7 @@ def reap(settings: Settings, celery: Celery) -> list[str]:
     to_send: list[tuple[str, str]] = []
     with session_scope(settings.resolved_database_url) as session:
         stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
+        close_cancelled(session, stale_before)
         stale = session.execute(
             select(Experiment.id, Experiment.queue).where(
                 Experiment.status == ExperimentStatus.running,

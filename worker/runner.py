@@ -18,6 +18,7 @@ from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
 from shared.spec import ExperimentSpec
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, set_current
+from worker.reaper import cancel_unfinished_runs
 from worker.training.loop import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,30 @@ def finish(
 
 
 def hand_back(settings: Settings, experiment_id: uuid.UUID) -> str:
-    """The worker is shutting down: the checkpoint is stored; queue the experiment again."""
+    """The worker is shutting down: the checkpoint is stored; queue the experiment again.
+
+    Unless a cancel came in before training saw it: then the experiment ends cancelled here,
+    since claim would refuse it and it would wait, queued, for ever.
+    """
     with session_scope(settings.resolved_database_url) as session:
+        cancelled = session.execute(
+            update(Experiment)
+            .where(
+                Experiment.id == experiment_id,
+                Experiment.status == ExperimentStatus.running,
+                Experiment.cancel_requested.is_(True),
+            )
+            .values(
+                status=ExperimentStatus.cancelled,
+                worker=None,
+                finished_at=utcnow(),
+                checkpoint=None,
+            )
+        )
+        if cancelled.rowcount:
+            cancel_unfinished_runs(session, experiment_id)
+            log.info("experiment %s cancelled at shutdown", experiment_id)
+            return ExperimentStatus.cancelled
         session.execute(
             update(Experiment)
             .where(Experiment.id == experiment_id, Experiment.status == ExperimentStatus.running)

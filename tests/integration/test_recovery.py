@@ -189,6 +189,31 @@ def test_sigterm_checkpoints_hands_back_and_exits_quickly(recovery_stack: Stack)
     assert_same_as_uninterrupted(recovery_stack, final, LONG)
 
 
+def test_cancel_while_the_worker_is_dead_ends_cancelled(recovery_stack: Stack) -> None:
+    experiment_id = submit(recovery_stack, LONG)
+    wait_progress(recovery_stack, experiment_id, 0.2)
+    recovery_stack.stop("worker", sig=signal.SIGKILL)
+    status, flagged = recovery_stack.request("POST", f"/api/v1/experiments/{experiment_id}/cancel")
+    assert status == 200 and flagged["status"] == "running"  # nobody is there to stop it yet
+    recovery_stack.start_worker()
+    final = recovery_stack.wait_finished(experiment_id, timeout_s=60)
+    assert final["status"] == "cancelled" and final["attempt"] == 1, "it must not train again"
+    assert {r["status"] for r in final["runs"]} == {"cancelled"}
+    steps, _ = losses(recovery_stack, final)["plain"]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > 0, "its rows are kept"
+
+
+def test_cancel_then_sigterm_ends_cancelled_not_queued(recovery_stack: Stack) -> None:
+    experiment_id = submit(recovery_stack, LONG)
+    wait_progress(recovery_stack, experiment_id, 0.2)
+    # Whichever the worker sees first, the cancel or the shutdown, the experiment ends cancelled.
+    recovery_stack.request("POST", f"/api/v1/experiments/{experiment_id}/cancel")
+    recovery_stack.stop("worker", sig=signal.SIGTERM, timeout_s=30)
+    _, stopped = recovery_stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+    recovery_stack.start_worker()
+    assert stopped["status"] == "cancelled", stopped
+
+
 def test_redis_restart_loses_no_experiment(recovery_stack: Stack, redis: PrivateRedis) -> None:
     running_id = submit(recovery_stack, LONG)
     wait_progress(recovery_stack, running_id, 0.1)
@@ -220,6 +245,10 @@ def test_diverging_run_ends_diverged_without_nan_rows(recovery_stack: Stack) -> 
     assert final["status"] == "succeeded"
     raw = next(r for r in final["runs"] if r["variant"] == "raw")
     assert raw["status"] == "diverged" and raw["diverged_step"] >= 1
+    normalized = next(r for r in final["runs"] if r["variant"] == "normalized")
+    assert normalized["status"] == "succeeded", "the other variant trains on"
+    steps, _ = losses(recovery_stack, final)["normalized"]
+    assert steps == list(range(1, 5 * 8 + 1))  # 512 examples, batch 64: 8 steps an epoch
     steps, values = losses(recovery_stack, final)["raw"]
     assert all(v == v and abs(v) != float("inf") for v in values)
     assert not steps or max(steps) < raw["diverged_step"]
