@@ -137,9 +137,11 @@ class TrainingSpec(Frozen):
     seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
         default_factory=lambda: [0], min_length=1, max_length=32
     )
-    # Evaluate on the test split every this many epochs (classification: every epoch).
+    # Evaluate on the test split every this many epochs, and after the last one; the default,
+    # every epoch, is what the article does. Applies to classification and regression alike.
     eval_every: int = Field(default=1, ge=1, le=100_000)
-    # "shared": layers of the same shape start from the same weights in every variant.
+    # "shared": the i-th Linear/Conv of each variant starts from the weights of the first
+    # variant whose i-th Linear/Conv has the same shape.
     init: Literal["independent", "shared"] = "independent"
 
     def steps_per_epoch(self, train_examples: int) -> int:

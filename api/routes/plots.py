@@ -25,8 +25,9 @@ LayerParam = Annotated[
     str | None,
     Query(
         max_length=128,
-        description="A captured layer, for every variant; default: each "
-        "variant's first hidden layer (its BatchNorm output where BN precedes the activation)",
+        description="A captured layer, for every variant; default: each variant's pre-activation "
+        "(its BatchNorm output where BN precedes the activation) in the first hidden layer of an "
+        "MLP, or in a CNN's first block where some variant has BatchNorm",
     ),
 ]
 SeedParam = Annotated[int | None, Query(ge=0, description="Which seed's runs; default the first")]
