@@ -23,5 +23,8 @@ RUN pip install --no-deps -e .
 RUN useradd --create-home bnlab && mkdir -p /data && chown bnlab /data
 USER bnlab
 ENV BNLAB_DATA_DIR=/data
+# The image listens on every interface, so it checks tokens even on the embedded default
+# (docker run with no database URL); BNLAB_AUTH=off is a deliberate choice, never an accident.
+ENV BNLAB_AUTH=on
 EXPOSE 8000
 CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]

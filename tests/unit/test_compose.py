@@ -56,3 +56,10 @@ def test_compose_refuses_to_start_without_a_database_password() -> None:
     )
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr
+
+
+def test_the_image_checks_tokens_even_without_a_database_server() -> None:
+    # It listens on 0.0.0.0: `docker run` on the embedded default must not serve without auth.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ENV BNLAB_AUTH=on" in dockerfile.splitlines()
+    assert '"--host", "0.0.0.0"' in dockerfile
