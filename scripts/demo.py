@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from scripts.stack import Stack
+from scripts.stack import ROOT, Stack
 from shared.logs import configure_logging
 
 log = logging.getLogger("demo")
@@ -15,6 +15,8 @@ log = logging.getLogger("demo")
 PRESET = "seed-bn-mlp"
 # The findings printed at the end; every other measure is in the API and on the dashboard.
 SHOWN_FINDINGS = ("early_train_loss", "final_test_accuracy", "steps_to_threshold")
+# The API's and the worker's output, for when something goes wrong.
+LOGS = ROOT / ".data" / "logs"
 
 
 def bar(fraction: float, width: int = 30) -> str:
@@ -23,46 +25,61 @@ def bar(fraction: float, width: int = 30) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {fraction:6.1%}"
 
 
+def watch(stack: Stack, experiment_id: str) -> dict:
+    """Draw the progress until the experiment finishes; fails if the API or worker stopped."""
+    while True:
+        _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+        print(f"\r  {experiment['status']:<10} {bar(experiment['progress'])}", end="", flush=True)
+        if experiment["status"] not in ("queued", "running"):
+            print()
+            return dict(experiment)
+        stopped = [name for name, p in stack.processes.items() if p.poll() is not None]
+        if stopped:
+            raise RuntimeError(f"the {' and '.join(stopped)} stopped; its log is in {LOGS}")
+        time.sleep(0.5)
+
+
 def main() -> int:
     configure_logging()
     port = int(os.environ.get("BNLAB_DEMO_PORT", "8000"))
-    stack = Stack(env={}, port=port, log_dir=None)
+    stack = Stack(env={}, port=port, log_dir=LOGS)
     print(f"Starting bnlab on {stack.url} (SQLite and a filesystem broker under .data/) ...")
-    with stack:
-        status, experiment = stack.request("POST", "/api/v1/experiments", {"preset": PRESET})
-        if status != 201:
-            print(f"submission failed ({status}): {experiment}", file=sys.stderr)
-            return 1
-        experiment_id = experiment["id"]
-        print(f"Submitted {PRESET} on {experiment['spec']['dataset']['name']}: {experiment_id}")
-        while True:
-            _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
-            print(
-                f"\r  {experiment['status']:<10} {bar(experiment['progress'])}", end="", flush=True
-            )
-            if experiment["status"] not in ("queued", "running"):
-                break
-            time.sleep(0.5)
-        print()
-        for run in experiment["runs"]:
-            print(
-                f"  run {run['variant']:<8} seed {run['seed']}: {run['status']}  {run['summary']}"
-            )
-        for pair in (experiment.get("findings") or {}).get("pairs", []):
-            for statement in pair["statements"]:
-                if statement.split(":")[0] in SHOWN_FINDINGS:
-                    print(f"  {statement}")
-        print(f"\nDashboard:  {stack.url}/experiments/{experiment_id}")
-        print(f"Experiment: {stack.url}/api/v1/experiments/{experiment_id}")
-        for run in experiment["runs"]:
-            print(f"Metrics ({run['variant']}): {stack.url}/api/v1/runs/{run['id']}/metrics")
-        print(f"Swagger UI: {stack.url}/docs")
-        print("Serving until Ctrl-C.")
-        try:
-            while all(p.poll() is None for p in stack.processes.values()):
-                time.sleep(1)
-        except KeyboardInterrupt:
-            print("\nStopping.")
+    try:
+        with stack:
+            return run_demo(stack)
+    except KeyboardInterrupt:  # the usual way to end the demo, while training or after
+        print("\nStopped.")
+        return 0
+    except RuntimeError as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 1
+
+
+def run_demo(stack: Stack) -> int:
+    """Submit the preset, show its progress and findings, then serve until Ctrl-C."""
+    status, experiment = stack.request("POST", "/api/v1/experiments", {"preset": PRESET})
+    if status != 201:
+        print(f"submission failed ({status}): {experiment}", file=sys.stderr)
+        return 1
+    experiment_id = experiment["id"]
+    print(f"Submitted {PRESET} on {experiment['spec']['dataset']['name']}: {experiment_id}")
+    experiment = watch(stack, experiment_id)
+    if experiment["error"]:
+        print(f"  error: {experiment['error']}")
+    for run in experiment["runs"]:
+        print(f"  run {run['variant']:<8} seed {run['seed']}: {run['status']}  {run['summary']}")
+    for pair in (experiment.get("findings") or {}).get("pairs", []):
+        for statement in pair["statements"]:
+            if statement.split(":")[0] in SHOWN_FINDINGS:
+                print(f"  {statement}")
+    print(f"\nDashboard:  {stack.url}/experiments/{experiment_id}")
+    print(f"Experiment: {stack.url}/api/v1/experiments/{experiment_id}")
+    for run in experiment["runs"]:
+        print(f"Metrics ({run['variant']}): {stack.url}/api/v1/runs/{run['id']}/metrics")
+    print(f"Swagger UI: {stack.url}/docs")
+    print("Serving until Ctrl-C.")
+    while all(p.poll() is None for p in stack.processes.values()):
+        time.sleep(1)
     return 0 if experiment["status"] == "succeeded" else 1
 
 
