@@ -14,7 +14,7 @@ from shared.config import Settings
 from shared.datasets import CATALOG, DatasetInfo, find_local, is_available, missing_message
 from shared.presets import PRESETS
 from shared.schemas import ExperimentCreate
-from shared.shapes import ShapeError, describe_model
+from shared.shapes import ModelShape, ShapeError, describe_model
 from shared.spec import ExperimentSpec
 
 _MIRROR_CACHE_S = 300.0
@@ -109,12 +109,14 @@ def _reachable(url: str) -> bool:
 def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
     """422 when the model does not fit its input, or the job would be unreasonably large."""
     info = CATALOG[spec.dataset.name]
+    shapes = []
     for index, variant in enumerate(spec.variants):
         loc: list[str | int] = ["body", "spec", "variants", index, "model"]
         try:
             shape = describe_model(variant.model, info.input_shape, info.num_outputs)
         except ShapeError as exc:
             raise unprocessable(f"variant '{variant.name}': {exc}", loc) from exc
+        shapes.append(shape)
         if shape.parameters > settings.max_parameters:
             raise unprocessable(
                 f"variant '{variant.name}' has {shape.parameters:,} parameters; "
@@ -128,13 +130,28 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> None:
             f"the limit is {settings.max_total_steps:,} (BNLAB_MAX_TOTAL_STEPS)",
             ["body", "spec", "training"],
         )
-    captures = steps // spec.probes.every if spec.probes.enabled else 0
-    if captures > settings.max_probe_captures:
+    histograms = probe_histograms(spec, shapes)
+    if histograms > settings.max_probe_histograms:
         raise unprocessable(
-            f"probes every {spec.probes.every} steps make {captures:,} captures; "
-            f"the limit is {settings.max_probe_captures:,} (BNLAB_MAX_PROBE_CAPTURES)",
+            f"probes every {spec.probes.every} steps store {histograms:,} histograms "
+            "(captures x probed tensors, every run); "
+            f"the limit is {settings.max_probe_histograms:,} (BNLAB_MAX_PROBE_HISTOGRAMS)",
             ["body", "spec", "probes", "every"],
         )
+
+
+def probe_histograms(spec: ExperimentSpec, shapes: list[ModelShape]) -> int:
+    """Histogram rows the probes store: one per probed tensor per capture, in every run."""
+    probes = spec.probes
+    if not probes.enabled:
+        return 0
+    captures = spec.training.epochs * spec.training.steps_per_epoch(train_examples(spec))
+    captures //= probes.every
+    tensors = sum(
+        len(shape.layers) + shape.parameter_tensors * (probes.weights + probes.gradients)
+        for shape in shapes
+    )
+    return captures * tensors * len(spec.training.seeds)
 
 
 def train_examples(spec: ExperimentSpec) -> int:

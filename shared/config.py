@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # Limits on what one spec may ask for (issue: nothing unreasonably large).
     max_parameters: int = 20_000_000
     max_total_steps: int = 2_000_000
-    max_probe_captures: int = 200_000
+    max_probe_histograms: int = 1_000_000
     max_body_bytes: int = 1024 * 1024
 
     # Bearer tokens on every route but the probes and the docs. None (unset): off on the embedded

@@ -32,6 +32,7 @@ class ModelShape:
 
     layers: list[LayerShape]
     parameters: int
+    parameter_tensors: int  # weights and biases, each probed on its own when asked
 
     @property
     def names(self) -> list[str]:
@@ -191,6 +192,9 @@ def describe_model(
     return ModelShape(
         layers=[LayerShape(p.name, p.kind, p.out_shape) for p in plan if p.probed],
         parameters=sum(p.parameters for p in plan),
+        # Every layer with parameters here has two tensors: Linear and Conv a weight and a bias,
+        # BatchNorm a scale and a shift.
+        parameter_tensors=2 * sum(1 for p in plan if p.parameters),
     )
 
 

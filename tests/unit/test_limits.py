@@ -137,13 +137,30 @@ def test_parameter_count_cap(client: TestClient) -> None:
 
 
 def test_probe_volume_cap(client: TestClient) -> None:
-    # digits at batch 1: 1,437 steps an epoch; 150 epochs probed every step is 215,550 captures.
-    body = spec(training={"epochs": 150, "batch_size": 1}, probes={"every": 1})
+    # digits at batch 1: 1,437 steps an epoch; 400 epochs probed every step is 574,800
+    # captures of 3 layers (hidden1.linear, hidden1.act, output.linear): 1,724,400 histograms.
+    body = spec(training={"epochs": 400, "batch_size": 1}, probes={"every": 1})
     response = client.post("/api/v1/experiments", json=body)
     assert response.status_code == 422
     detail = response.json()["detail"][0]
-    assert "BNLAB_MAX_PROBE_CAPTURES" in detail["msg"] and detail["loc"][-1] == "every"
+    assert "BNLAB_MAX_PROBE_HISTOGRAMS" in detail["msg"] and detail["loc"][-1] == "every"
     assert count(client) == 0
+
+
+def test_probe_cap_counts_every_histogram_not_just_captures(client: TestClient) -> None:
+    # 287 captures only, but each stores a histogram of every layer, weight and gradient of
+    # 16 deep variants over 3 seeds: 287 x 16 x (24 layers + 2 x 16 tensors) x 3 = 771,456.
+    deep = {"kind": "mlp", "hidden": [8] * 8, "batchnorm": "before_activation", "dropout": 0.1}
+    variants = [{"name": f"v{i}", "model": deep} for i in range(16)]
+    training = {"epochs": 20, "batch_size": 100, "seeds": [0, 1, 2]}
+    probes = {"every": 1, "weights": True, "gradients": True}
+    accepted = spec(variants=variants, training={**training, "epochs": 2}, probes=probes)
+    assert client.post("/api/v1/experiments", json=accepted).status_code == 201
+    body = spec(variants=variants, training=training, probes=probes)
+    response = client.post("/api/v1/experiments", json=body)
+    assert response.status_code == 422
+    assert "BNLAB_MAX_PROBE_HISTOGRAMS" in response.json()["detail"][0]["msg"]
+    assert count(client) == 1
 
 
 def test_caps_follow_the_settings(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -160,3 +160,35 @@ def test_cnn_layers_of_many_sizes_are_summarised_exactly_enough() -> None:
         exact = torch.quantile(t, LEVELS).tolist()
         tolerance = 2 * (s["max"] - s["min"]) / FINE_BINS
         assert [s["quantiles"][k] for k in QUANTILE_KEYS] == pytest.approx(exact, abs=tolerance)
+
+
+def test_the_api_probe_cap_counts_exactly_the_histograms_training_stores() -> None:
+    from api.submission import check_limits, probe_histograms
+    from shared.config import Settings
+    from shared.datasets import CATALOG
+    from shared.shapes import describe_model
+    from shared.spec import ExperimentSpec
+    from worker.training import MemorySink, train
+
+    spec = ExperimentSpec.model_validate(
+        {
+            "name": "counted",
+            "dataset": {"name": "regression1d", "n": 96},
+            "variants": [
+                {"name": "plain", "model": {"kind": "mlp", "hidden": [8, 8]}},
+                {
+                    "name": "bn",
+                    "model": {"kind": "mlp", "hidden": [8], "batchnorm": "after_activation"},
+                },
+            ],
+            "training": {"epochs": 3, "batch_size": 32, "seeds": [0, 1]},
+            "probes": {"every": 2, "weights": True, "gradients": True},
+        }
+    )
+    info = CATALOG[spec.dataset.name]
+    shapes = [describe_model(v.model, info.input_shape, info.num_outputs) for v in spec.variants]
+    sink = MemorySink()
+    train(spec, sink, device="cpu", settings=Settings())
+    assert probe_histograms(spec, shapes) == len(sink.histograms) > 0
+    with pytest.raises(Exception, match="BNLAB_MAX_PROBE_HISTOGRAMS"):
+        check_limits(spec, Settings(max_probe_histograms=len(sink.histograms) - 1))
