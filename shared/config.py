@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # A queued experiment not claimed this long after its task was sent is sent again
     # (then after twice as long, and so on): its broker message may have been lost.
     requeue_after_s: float = 60.0
+    # An experiment whose worker is lost this many times (killed mid-run, say out of memory)
+    # fails with a readable error instead of taking down one worker after another.
+    max_worker_losses: int = 3
     # Metrics and histograms are written at most this often (and at the end).
     flush_every_s: float = 1.0
     # Intra-op threads of a CPU worker; 0 keeps torch's default (one per core). Small nets on a

@@ -99,6 +99,9 @@ class Experiment(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
+    # Times the reaper found its worker gone mid-run (killed, out of memory); hand-backs at a
+    # clean shutdown do not count. At BNLAB_MAX_WORKER_LOSSES the experiment fails instead.
+    worker_losses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A running experiment is stopped by its worker, which then sets status to cancelled.
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Computed once when the experiment finishes; GET .../findings computes it live before that.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import and_, or_, select, update
@@ -55,21 +56,43 @@ def close_cancelled(session: Session, stale_before: datetime) -> list[uuid.UUID]
             )
         )
         if closed.rowcount:
-            cancel_unfinished_runs(session, experiment_id)
+            end_unfinished_runs(session, experiment_id, RunStatus.cancelled)
             log.warning("experiment %s was cancelled while it had no worker", experiment_id)
     return ids
 
 
-def cancel_unfinished_runs(session: Session, experiment_id: uuid.UUID) -> None:
-    """Runs that never finished end cancelled; finished ones keep their outcome."""
+def end_unfinished_runs(session: Session, experiment_id: uuid.UUID, status: RunStatus) -> None:
+    """Runs that never finished end with `status`; finished ones keep their outcome."""
     session.execute(
         update(Run)
         .where(
             Run.experiment_id == experiment_id,
             Run.status.in_([RunStatus.queued, RunStatus.running]),
         )
-        .values(status=RunStatus.cancelled)
+        .values(status=status)
     )
+
+
+def give_up(
+    session: Session, experiment_id: uuid.UUID, losses: int, still_stale: tuple[Any, ...]
+) -> None:
+    """Fail an experiment that keeps losing its worker; its rows so far are kept."""
+    failed = session.execute(
+        update(Experiment)
+        .where(*still_stale)
+        .values(
+            status=ExperimentStatus.failed,
+            worker=None,
+            finished_at=utcnow(),
+            checkpoint=None,
+            worker_losses=losses,
+            error=f"its worker was lost {losses} times mid-run (killed, or out of memory?); "
+            "not retried again (BNLAB_MAX_WORKER_LOSSES)",
+        )
+    )
+    if failed.rowcount:
+        end_unfinished_runs(session, experiment_id, RunStatus.failed)
+        log.error("experiment %s lost its worker %d times; failed", experiment_id, losses)
 
 
 def reap(settings: Settings, celery: Celery) -> list[str]:
@@ -80,24 +103,29 @@ def reap(settings: Settings, celery: Celery) -> list[str]:
         stale_before = now - timedelta(seconds=settings.heartbeat_stale_s)
         close_cancelled(session, stale_before)
         stale = session.execute(
-            select(Experiment.id, Experiment.queue).where(
+            select(Experiment.id, Experiment.queue, Experiment.worker_losses).where(
                 Experiment.status == ExperimentStatus.running,
                 Experiment.heartbeat_at < stale_before,
             )
         ).all()
-        for experiment_id, queue in stale:
+        for experiment_id, queue, losses in stale:
+            still_stale = (
+                Experiment.id == experiment_id,
+                Experiment.status == ExperimentStatus.running,
+                Experiment.heartbeat_at < stale_before,
+            )
+            if losses + 1 >= settings.max_worker_losses:
+                give_up(session, experiment_id, losses + 1, still_stale)
+                continue
             reset = session.execute(
                 update(Experiment)
-                .where(
-                    Experiment.id == experiment_id,
-                    Experiment.status == ExperimentStatus.running,
-                    Experiment.heartbeat_at < stale_before,
-                )
+                .where(*still_stale)
                 .values(
                     status=ExperimentStatus.queued,
                     worker=None,
                     enqueued_at=now,
                     enqueue_count=Experiment.enqueue_count + 1,
+                    worker_losses=losses + 1,
                 )
             )
             if reset.rowcount:

@@ -18,7 +18,7 @@ from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
 from shared.spec import ExperimentSpec
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, set_current
-from worker.reaper import cancel_unfinished_runs
+from worker.reaper import end_unfinished_runs
 from worker.training.loop import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def hand_back(settings: Settings, experiment_id: uuid.UUID) -> str:
             )
         )
         if cancelled.rowcount:
-            cancel_unfinished_runs(session, experiment_id)
+            end_unfinished_runs(session, experiment_id, RunStatus.cancelled)
             log.info("experiment %s cancelled at shutdown", experiment_id)
             return ExperimentStatus.cancelled
         session.execute(

@@ -35,6 +35,7 @@ FAST_RECOVERY = {
     "BNLAB_CHECKPOINT_EVERY_S": "0.3",
     "BNLAB_FLUSH_EVERY_S": "0.2",
     "BNLAB_TORCH_THREADS": "1",
+    "BNLAB_MAX_WORKER_LOSSES": "2",
 }
 
 # Long enough to interrupt mid-way; dropout makes the resume depend on the saved RNG state.
@@ -128,6 +129,17 @@ def wait_progress(stack: Stack, experiment_id: str, at_least: float) -> dict:
     raise TimeoutError(f"experiment {experiment_id} never reached progress {at_least}")
 
 
+def wait_attempt(stack: Stack, experiment_id: str, attempt: int) -> dict:
+    """The experiment once it runs its `attempt`-th claim."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
+        if experiment["status"] == "running" and experiment["attempt"] == attempt:
+            return dict(experiment)
+        time.sleep(0.1)
+    raise TimeoutError(f"experiment {experiment_id} never ran attempt {attempt}")
+
+
 def losses(stack: Stack, experiment: dict) -> dict[str, tuple[list[int], list[float]]]:
     out = {}
     for run in experiment["runs"]:
@@ -160,15 +172,9 @@ def test_sigkilled_worker_loses_nothing_and_resumes_exactly(recovery_stack: Stac
     recovery_stack.stop("worker", sig=signal.SIGKILL)
     killed_at = time.monotonic()
     recovery_stack.start_worker()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        _, experiment = recovery_stack.request("GET", f"/api/v1/experiments/{experiment_id}")
-        if experiment["status"] == "running" and experiment["attempt"] == 2:
-            break
-        time.sleep(0.1)
+    wait_attempt(recovery_stack, experiment_id, 2)
     recovered_s = time.monotonic() - killed_at
     (ARTIFACTS / "recovery_time.txt").write_text(f"SIGKILL to running again: {recovered_s:.1f} s\n")
-    assert experiment["attempt"] == 2, experiment
     final = recovery_stack.wait_finished(experiment_id, timeout_s=120)
     assert final["status"] == "succeeded" and final["attempt"] == 2
     assert_same_as_uninterrupted(recovery_stack, final, LONG)
@@ -187,6 +193,21 @@ def test_sigterm_checkpoints_hands_back_and_exits_quickly(recovery_stack: Stack)
     final = recovery_stack.wait_finished(experiment_id, timeout_s=120)
     assert final["status"] == "succeeded" and final["attempt"] == 2
     assert_same_as_uninterrupted(recovery_stack, final, LONG)
+
+
+def test_an_experiment_that_keeps_losing_its_worker_fails_readably(recovery_stack: Stack) -> None:
+    # What an experiment that runs its worker out of memory looks like: lost again and again.
+    experiment_id = submit(recovery_stack, LONG)
+    for attempt in (1, 2):
+        wait_attempt(recovery_stack, experiment_id, attempt)
+        wait_progress(recovery_stack, experiment_id, 0.1 * attempt)
+        recovery_stack.stop("worker", sig=signal.SIGKILL)
+        recovery_stack.start_worker()
+    final = recovery_stack.wait_finished(experiment_id, timeout_s=60)
+    assert final["status"] == "failed" and final["attempt"] == 2, "not a third worker"
+    assert "lost 2 times" in final["error"] and "BNLAB_MAX_WORKER_LOSSES" in final["error"]
+    assert {r["status"] for r in final["runs"]} == {"failed"}
+    assert losses(recovery_stack, final)["plain"][0], "its rows are kept"
 
 
 def test_cancel_while_the_worker_is_dead_ends_cancelled(recovery_stack: Stack) -> None:
