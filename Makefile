@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup data demo api worker migrate test test-unit test-integration test-browser lint format typecheck bench clean
+.PHONY: setup data demo api worker migrate test test-unit test-integration test-browser test-tools lint format typecheck bench clean
 
 setup: $(STAMP) data
 
@@ -17,8 +17,14 @@ $(STAMP): requirements.txt requirements-torch.txt requirements-dev.txt pyproject
 # Fashion-MNIST from Debian (MNIST itself needs the internet; see README, Data sets).
 data:
 	@test -d /usr/share/datasets/fashion-mnist || test -d "$${BNLAB_DATASETS_DIR:-/nonexistent}/mnist" \
-	  || (apt-get install -y -q dataset-fashion-mnist >/dev/null) \
+	  || test -d "$${BNLAB_DATA_DIR:-.data}/datasets/mnist" \
+	  || scripts/apt-install dataset-fashion-mnist \
 	  || echo "warning: install dataset-fashion-mnist (apt) or set BNLAB_DATASETS_DIR" >&2
+
+# What the browser and compose tests drive; without them those tests are skipped.
+test-tools:
+	@scripts/apt-install chromium chromium-driver docker-compose \
+	  || echo "warning: no chromium or docker-compose: browser and compose tests will be skipped" >&2
 
 migrate: setup
 	$(BIN)/alembic upgrade head
@@ -32,7 +38,7 @@ api: migrate
 worker: setup
 	$(BIN)/celery -A worker.celery_app worker -Q gpu,cpu,any --pool solo --loglevel INFO
 
-test: setup
+test: setup test-tools
 	$(BIN)/python -m pytest -q tests
 
 test-unit: setup
@@ -41,7 +47,7 @@ test-unit: setup
 test-integration: setup
 	$(BIN)/python -m pytest -q tests/integration
 
-test-browser: setup
+test-browser: setup test-tools
 	$(BIN)/python -m pytest -q tests/browser
 
 lint: setup

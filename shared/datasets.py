@@ -150,9 +150,10 @@ def missing_message(info: DatasetInfo, settings: Settings) -> str:
     where = settings.datasets_dir or settings.data_dir / "datasets"
     files = ", ".join(f.name for f in info.files)
     hint = " or `apt-get install dataset-fashion-mnist`" if info.name == "fashion-mnist" else ""
+    why = "could not be downloaded" if settings.allow_download else "downloads are off"
     return (
-        f"data set '{info.name}' is not on this machine and could not be downloaded: "
-        f"put {files} in {where / info.name} (BNLAB_DATASETS_DIR){hint}"
+        f"data set '{info.name}' is not on this machine and {why}: put {files} in "
+        f"{where / info.name} (a folder '{info.name}' under BNLAB_DATASETS_DIR){hint}"
     )
 
 

@@ -68,8 +68,13 @@ def test_corrupt_mirror_is_refused_and_leaves_no_file(
 
 def test_missing_and_not_downloadable_says_what_to_do(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, allow_download=False)
-    with pytest.raises(DatasetUnavailable, match="BNLAB_DATASETS_DIR"):
+    with pytest.raises(DatasetUnavailable) as raised:
         ensure_local("mnist", settings)
+    message = str(raised.value)
+    assert "downloads are off" in message and "train-images-idx3-ubyte.gz" in message
+    # The folder it names is where a lookup really goes.
+    assert str(tmp_path / "datasets" / "mnist") in message
+    assert "a folder 'mnist' under BNLAB_DATASETS_DIR" in message
 
 
 def test_local_copy_in_datasets_dir_wins(tmp_path: Path) -> None:
