@@ -16,7 +16,7 @@ from shared import results
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Curve, Experiment, Histogram, Metric, utcnow
-from worker.heartbeat import shutdown_requested
+from worker.heartbeat import WORKER_ID, held_by_us, shutdown_requested
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
 
 # How often the database is asked whether the experiment was cancelled.
@@ -37,6 +37,9 @@ class DatabaseSink:
         self._last_poll = 0.0
         self._cancelled = False
         self.interrupted = False
+        # Another worker holds the experiment now: this one was presumed dead (a long pause, a
+        # lost database connection) and its claim was given away. It must stop writing.
+        self.lost = False
         self._pending: dict[type[Any], list[dict[str, Any]]] = {
             Metric: [],
             Histogram: [],
@@ -65,13 +68,16 @@ class DatabaseSink:
 
     def on_progress(self, done: int, total: int) -> None:
         with session_scope(self.url) as session:
-            for model, rows in self._pending.items():
-                results.upsert(session, model, rows)
-            session.execute(
+            ours = session.execute(
                 update(Experiment)
-                .where(Experiment.id == self.experiment_id)
+                .where(*held_by_us(self.experiment_id))
                 .values(progress=min(1.0, done / max(total, 1)), heartbeat_at=utcnow())
             )
+            if ours.rowcount:
+                for model, rows in self._pending.items():
+                    results.upsert(session, model, rows)
+            else:
+                self.lost = True
         self._pending = {Metric: [], Histogram: [], Curve: []}
 
     def wants_checkpoint(self) -> bool:
@@ -84,15 +90,16 @@ class DatabaseSink:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         with session_scope(self.url) as session:
-            session.execute(
+            ours = session.execute(
                 update(Experiment)
-                .where(Experiment.id == self.experiment_id)
+                .where(*held_by_us(self.experiment_id))
                 .values(checkpoint=buffer.getvalue())
             )
+            self.lost = self.lost or not ours.rowcount
 
     @property
     def stopping(self) -> bool:
-        return self._cancelled or self.interrupted
+        return self._cancelled or self.interrupted or self.lost
 
     def should_stop(self) -> bool:
         if shutdown_requested():
@@ -102,14 +109,14 @@ class DatabaseSink:
         if now - self._last_poll >= CANCEL_POLL_S:
             self._last_poll = now
             with session_scope(self.url) as session:
-                self._cancelled = bool(
-                    session.scalar(
-                        select(Experiment.cancel_requested).where(
-                            Experiment.id == self.experiment_id
-                        )
+                cancel, worker = session.execute(
+                    select(Experiment.cancel_requested, Experiment.worker).where(
+                        Experiment.id == self.experiment_id
                     )
-                )
-        return self._cancelled
+                ).one()
+            self._cancelled = bool(cancel)
+            self.lost = self.lost or worker != WORKER_ID
+        return self._cancelled or self.lost
 
     @property
     def cancelled(self) -> bool:

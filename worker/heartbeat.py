@@ -10,7 +10,7 @@ import time
 import uuid
 
 from celery import Celery
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 
 from shared.config import Settings
 from shared.db import session_scope
@@ -20,6 +20,15 @@ from worker.reaper import reap
 log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def held_by_us(experiment_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """Where-clause of every write to an experiment this worker trains: while it still holds it.
+
+    The reaper gives away an experiment whose heartbeat went stale, and the worker it was taken
+    from may be alive after all (paused, or cut off from the database for a while).
+    """
+    return (Experiment.id == experiment_id, Experiment.worker == WORKER_ID)
 
 
 class _State:
@@ -57,11 +66,7 @@ def beat(settings: Settings, queues: list[str]) -> None:
             row.last_seen = now
         current = _State.current
         if current is not None:
-            session.execute(
-                update(Experiment)
-                .where(Experiment.id == current, Experiment.worker == WORKER_ID)
-                .values(heartbeat_at=now)
-            )
+            session.execute(update(Experiment).where(*held_by_us(current)).values(heartbeat_at=now))
 
 
 def start_heartbeat(settings: Settings, queues: list[str], celery: Celery) -> threading.Thread:

@@ -17,11 +17,14 @@ from shared.db import session_scope
 from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
 from shared.spec import ExperimentSpec
 from worker.db_sink import DatabaseSink
-from worker.heartbeat import WORKER_ID, set_current
+from worker.heartbeat import WORKER_ID, held_by_us, set_current
 from worker.reaper import end_unfinished_runs
 from worker.training.loop import TrainResult, train
 
 log = logging.getLogger(__name__)
+
+# What a worker reports when the experiment was given to another worker while it trained.
+LOST = "lost"
 
 
 def claim(settings: Settings, experiment_id: uuid.UUID) -> bool:
@@ -86,6 +89,9 @@ def run_experiment(settings: Settings, experiment_id: uuid.UUID) -> str:
         return ExperimentStatus.failed
     finally:
         set_current(None)
+    if sink.lost:
+        log.warning("experiment %s was given to another worker; this one let go", experiment_id)
+        return LOST
     if sink.interrupted:
         return hand_back(settings, experiment_id)
     return finish(settings, experiment_id, runs, result, sink.cancelled)
@@ -101,6 +107,16 @@ def finish(
     """Store each run's outcome and the experiment's final status."""
     status = ExperimentStatus.cancelled if cancelled else ExperimentStatus.succeeded
     with session_scope(settings.resolved_database_url) as session:
+        # First, and only while this worker holds it: the row lock also orders us before the
+        # reaper, which could otherwise give the experiment away while we write its outcome.
+        ours = session.execute(
+            update(Experiment)
+            .where(*held_by_us(experiment_id))
+            .values(status=status, finished_at=utcnow(), checkpoint=None)
+        )
+        if not ours.rowcount:
+            log.warning("experiment %s was given to another worker; not finished", experiment_id)
+            return LOST
         for outcome in result.runs:
             session.execute(
                 update(Run)
@@ -113,12 +129,7 @@ def finish(
             )
         session.flush()
         rows = session.scalars(select(Run).where(Run.experiment_id == experiment_id)).all()
-        values: dict[str, Any] = {
-            "status": status,
-            "finished_at": utcnow(),
-            "checkpoint": None,
-            "findings": results.experiment_findings(session, rows),
-        }
+        values: dict[str, Any] = {"findings": results.experiment_findings(session, rows)}
         if not cancelled:
             values["progress"] = 1.0
         session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
@@ -136,7 +147,7 @@ def hand_back(settings: Settings, experiment_id: uuid.UUID) -> str:
         cancelled = session.execute(
             update(Experiment)
             .where(
-                Experiment.id == experiment_id,
+                *held_by_us(experiment_id),
                 Experiment.status == ExperimentStatus.running,
                 Experiment.cancel_requested.is_(True),
             )
@@ -153,7 +164,7 @@ def hand_back(settings: Settings, experiment_id: uuid.UUID) -> str:
             return ExperimentStatus.cancelled
         session.execute(
             update(Experiment)
-            .where(Experiment.id == experiment_id, Experiment.status == ExperimentStatus.running)
+            .where(*held_by_us(experiment_id), Experiment.status == ExperimentStatus.running)
             .values(
                 status=ExperimentStatus.queued,
                 worker=None,
@@ -169,11 +180,13 @@ def fail(settings: Settings, experiment_id: uuid.UUID, exc: BaseException) -> No
     """Record a readable error; the worker itself carries on with the next task."""
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     with session_scope(settings.resolved_database_url) as session:
-        session.execute(
+        ours = session.execute(
             update(Experiment)
-            .where(Experiment.id == experiment_id)
+            .where(*held_by_us(experiment_id))
             .values(status=ExperimentStatus.failed, error=detail, finished_at=utcnow())
         )
+        if not ours.rowcount:
+            return
         session.execute(
             update(Run)
             .where(Run.experiment_id == experiment_id, Run.status == RunStatus.running)

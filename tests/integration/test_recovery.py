@@ -210,6 +210,30 @@ def test_an_experiment_that_keeps_losing_its_worker_fails_readably(recovery_stac
     assert losses(recovery_stack, final)["plain"][0], "its rows are kept"
 
 
+def test_a_worker_presumed_dead_lets_go_when_it_wakes(recovery_stack: Stack) -> None:
+    # Longer than LONG, so it is still training when the pause lands.
+    spec = {**LONG, "training": {**LONG["training"], "epochs": 120}}
+    experiment_id = submit(recovery_stack, spec)
+    wait_progress(recovery_stack, experiment_id, 0.2)
+    paused = recovery_stack.processes["worker"]
+    recovery_stack.start_worker("spare")
+    try:
+        paused.send_signal(signal.SIGSTOP)  # alive, but silent past the stale limit
+        try:
+            wait_attempt(recovery_stack, experiment_id, 2)  # the spare took it over
+        finally:
+            paused.send_signal(signal.SIGCONT)
+        final = recovery_stack.wait_finished(experiment_id, timeout_s=120)
+    finally:
+        recovery_stack.stop("spare")
+    assert final["status"] == "succeeded" and final["attempt"] == 2
+    # The woken worker trained on from where it was paused: every row it wrote after losing
+    # the experiment would be stray; the stored losses are exactly an uninterrupted run's.
+    assert_same_as_uninterrupted(recovery_stack, final, spec)
+    log = (ARTIFACTS / "logs" / "recovery" / "worker.log").read_text()
+    assert f"experiment {experiment_id} was given to another worker; this one let go" in log
+
+
 def test_cancel_while_the_worker_is_dead_ends_cancelled(recovery_stack: Stack) -> None:
     experiment_id = submit(recovery_stack, LONG)
     wait_progress(recovery_stack, experiment_id, 0.2)
