@@ -61,7 +61,7 @@ def _from_preset(body: ExperimentCreate, settings: Settings) -> ExperimentSpec:
     raw = deep_merge(preset.spec_copy(), body.overrides)
     dataset_overridden = "name" in body.overrides.get("dataset", {})
     fallback = preset.fallback_dataset and not dataset_overridden
-    if fallback and not is_available(raw["dataset"]["name"], settings):
+    if fallback and not _obtainable(raw["dataset"]["name"], settings):
         raw["dataset"]["name"] = preset.fallback_dataset
     try:
         spec = ExperimentSpec.model_validate(raw)
@@ -83,6 +83,13 @@ def check_dataset(spec: ExperimentSpec, settings: Settings) -> None:
     if settings.allow_download and _any_mirror_reachable(info):
         return
     raise unprocessable(missing_message(info, settings), ["body", "spec", "dataset", "name"])
+
+
+def _obtainable(name: str, settings: Settings) -> bool:
+    """Here already, or downloadable now: a preset uses the article's data set when it can."""
+    if is_available(name, settings):
+        return True
+    return settings.allow_download and _any_mirror_reachable(CATALOG[name])
 
 
 def _any_mirror_reachable(info: DatasetInfo) -> bool:

@@ -97,3 +97,17 @@ def test_preset_submission_is_stored_queued_with_its_runs(client: TestClient) ->
     cancelled = client.post(f"/api/v1/experiments/{experiment['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled"
     assert client.post(f"/api/v1/experiments/{experiment['id']}/cancel").status_code == 409
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_presets_use_mnist_when_it_can_be_downloaded(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, online: bool
+) -> None:
+    # The mirrors are the outside border: whether one answers is all that is mocked here.
+    import api.submission
+
+    monkeypatch.setattr(api.submission, "_reachable", lambda url: online)
+    response = client.post("/api/v1/experiments", json={"preset": "seed-bn-mlp"})
+    assert response.status_code == 201
+    dataset = response.json()["spec"]["dataset"]["name"]
+    assert dataset == ("mnist" if online else "fashion-mnist")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import get_settings
-from shared.datasets import is_available
+from shared.datasets import DatasetUnavailable, ensure_local
 from shared.spec import ExperimentSpec
 from worker.training.loop import TrainResult, train
 from worker.training.sink import MemorySink
@@ -48,10 +48,19 @@ def load_spec(source: str) -> ExperimentSpec:
     preset = PRESETS[source]
     spec = preset.spec_copy()
     name = spec["dataset"]["name"]
-    if preset.fallback_dataset and not is_available(name, get_settings()):
-        log.warning("%s is not on this machine; using %s", name, preset.fallback_dataset)
+    if preset.fallback_dataset and not obtainable(name):
+        log.warning("%s is not here nor downloadable; using %s", name, preset.fallback_dataset)
         spec["dataset"]["name"] = preset.fallback_dataset
     return ExperimentSpec.model_validate(spec)
+
+
+def obtainable(name: str) -> bool:
+    """The data set is here, or downloads now (the article's data set is worth one)."""
+    try:
+        ensure_local(name, get_settings())
+    except DatasetUnavailable:
+        return False
+    return True
 
 
 def results_json(spec: ExperimentSpec, result: TrainResult, sink: MemorySink) -> dict[str, Any]:
