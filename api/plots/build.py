@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.plots.params import PlotParamError
+from shared.findings import FINAL_STEPS
 
 # The bands drawn by the distributions plot, outermost first (stats["quantiles"] keys).
 QUANTILES = ("0", "5", "25", "50", "75", "95", "100")
@@ -191,16 +192,13 @@ def steps_per_epoch(eval_steps: Sequence[int], eval_every: int, epochs: int) -> 
     return max(1, eval_steps[0] // max(1, min(eval_every, epochs)))
 
 
-def _gap_train(
-    task: str, run_series: dict[str, Series], step: int, spe: int | None
-) -> float | None:
-    """The train loss a test loss is compared with at an evaluation step."""
+def _gap_train(task: str, run_series: dict[str, Series], step: int) -> float | None:
+    """The train loss a test loss is compared with at an evaluation step; as in the findings."""
     if task == "regression":
         return value_at(run_series.get("train_loss_eval"), step)
     steps, values = run_series.get("train_loss", ([], []))
-    if spe is None:
-        return None
-    window = [v for s, v in zip(steps, values, strict=True) if step - spe < s <= step and finite(v)]
+    window = [v for s, v in zip(steps, values, strict=True) if s <= step and finite(v)]
+    window = window[-FINAL_STEPS:]
     return math.fsum(window) / len(window) if window else None
 
 
@@ -220,7 +218,7 @@ def build_eval(
         for run in mine_runs:
             mine = series.get(run.id, {})
             test_steps, test_values = mine.get("test_loss", ([], []))
-            train = [_gap_train(task, mine, s, spe) for s in test_steps]
+            train = [_gap_train(task, mine, s) for s in test_steps]
             gap = [
                 t - tr if finite(t) is not None and tr is not None else None
                 for t, tr in zip(test_values, train, strict=True)
@@ -233,8 +231,14 @@ def build_eval(
         out.append(
             {"label": variant, "seeds": seeds, **{k: aggregate(v) for k, v in keyed.items()}}
         )
-    train_is = "train_loss_eval" if task == "regression" else "mean train_loss over the epoch"
-    return {"task": task, "steps_per_epoch": spe, "train_is": train_is, "series": out}
+    return {"task": task, "steps_per_epoch": spe, "train_is": train_is(task), "series": out}
+
+
+def train_is(task: str) -> str:
+    """What the gap's train loss is, for the plot's title."""
+    if task == "regression":
+        return "train_loss_eval"
+    return f"mean train_loss of the {FINAL_STEPS} steps up to the evaluation"
 
 
 def build_fit(

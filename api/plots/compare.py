@@ -44,12 +44,9 @@ def gather(
     if name == "loss":
         out.update(smooth=smooth or 1, title="Training loss per step, compared")
     else:
-        train_is = (
-            "train_loss_eval" if tasks == ["regression"] else "mean train_loss over the epoch"
-        )
         out.update(
             task=tasks[0],
-            train_is=train_is,
+            train_is=b.train_is(tasks[0]),
             steps_per_epoch=spe.pop() if len(spe) == 1 else None,
             title="Evaluations, compared",
         )

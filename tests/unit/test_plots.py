@@ -17,6 +17,7 @@ from api.plots import build as b
 from api.plots import cache, data
 from api.plots.params import PlotParamError, resolve_layers, select_steps, subsample
 from api.plots.render import render
+from shared.findings import RunSeries, per_run_measures
 from shared.models import Experiment, Run
 from shared.presets import PRESETS
 from shared.spec import ExperimentSpec
@@ -141,16 +142,16 @@ def test_densities_integrate_to_one() -> None:
     assert math.isclose(0.5 * y[0] + 0.5 * y[1] + 1.0 * y[2], 1.0)
 
 
-def test_classification_gap_uses_the_epoch_mean_train_loss() -> None:
+def test_classification_gap_is_the_findings_gap() -> None:
+    # 30 steps, evaluations after 15 and 30: the train loss is the mean of the 10 steps up to each.
+    steps = list(range(1, 31))
+    losses = [float(31 - s) for s in steps]
     ref = b.RunRef(uuid.uuid4(), "plain", 0)
-    series = {
-        ref.id: {
-            "train_loss": ([1, 2, 3, 4], [4.0, 2.0, 1.0, 1.0]),
-            "test_loss": ([2, 4], [5.0, 2.0]),
-        }
-    }
-    found = b.build_eval([ref], ["plain"], series, "classification", 2)
-    assert found["series"][0]["gap"]["mean"] == [2.0, 1.0]
+    series = {ref.id: {"train_loss": (steps, losses), "test_loss": ([15, 30], [20.0, 9.0])}}
+    found = b.build_eval([ref], ["plain"], series, "classification", 15)
+    assert found["series"][0]["gap"]["mean"] == [20.0 - 20.5, 9.0 - 5.5]
+    measures = per_run_measures(RunSeries("plain", 0, series[ref.id]), None)
+    assert measures["train_test_gap"] == found["series"][0]["gap"]["mean"][-1]
 
 
 def test_unknown_layer_lists_the_captured_layers() -> None:
