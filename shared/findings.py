@@ -149,10 +149,17 @@ def compare(
             "b_higher_in": higher,
             "seeds": len(diffs),
         }
-        mean_a = spread([seeds_a[s][name] for s in common])["mean"]
-        mean_b = spread([seeds_b[s][name] for s in common])["mean"]
+        value_a = _mean_sd([seeds_a[s][name] for s in common])
+        value_b = _mean_sd([seeds_b[s][name] for s in common])
         statements.append(
-            f"{name}: {b} {mean_b:.4g} vs {a} {mean_a:.4g} "
+            f"{name}: {b} {value_b} vs {a} {value_a} "
             f"({b} lower in {lower}, higher in {higher} of {len(diffs)} seeds)"
         )
     return {"a": a, "b": b, "measures": measures, "statements": statements}
+
+
+def _mean_sd(values: Sequence[float | None]) -> str:
+    """The mean across seeds, with the standard deviation once there are several seeds."""
+    found = spread(values)
+    text = f"{found['mean']:.4g}"
+    return text if found["n"] < 2 else f"{text} ± {found['std']:.2g}"

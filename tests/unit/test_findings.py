@@ -31,7 +31,10 @@ def test_pairs_count_the_seeds_where_each_variant_is_lower() -> None:
     bn = findings["variants"]["bn"]["early_train_loss"]
     assert bn["mean"] == pytest.approx(2.0) and bn["min"] == 1.0 and bn["max"] == 3.0
     assert findings["variants"]["plain"]["drift:hidden1.linear"]["mean"] == pytest.approx(0.375)
-    assert any(s.startswith("final_test_loss: bn 1 vs plain 1") for s in pair["statements"])
+    statement = (
+        "final_test_loss: bn 1 ± 0.28 vs plain 1 ± 0 (bn lower in 1, higher in 1 of 2 seeds)"
+    )
+    assert statement in pair["statements"]
 
 
 def test_gap_uses_the_eval_mode_training_loss_when_there_is_one() -> None:
