@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -53,6 +54,61 @@ def test_api_process_never_imports_torch() -> None:
     code = "import sys, api.main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+BAD_SUBMISSIONS = [
+    # (what is wrong, body, a word the 422 must name)
+    ("unknown preset", {"preset": "nope"}, "seed-bn-mlp"),
+    (
+        "too many parameters",
+        {
+            "spec": {
+                **SMALL,
+                "variants": [{"name": "huge", "model": {"kind": "mlp", "hidden": [65536, 65536]}}],
+            }
+        },
+        "BNLAB_MAX_PARAMETERS",
+    ),
+    (
+        "too many steps",
+        {"spec": {**SMALL, "training": {"epochs": 100_000, "batch_size": 1}}},
+        "BNLAB_MAX_TOTAL_STEPS",
+    ),
+    (
+        "too many histograms",
+        {"spec": {**SMALL, "training": {"epochs": 400, "batch_size": 1}, "probes": {"every": 1}}},
+        "BNLAB_MAX_PROBE_HISTOGRAMS",
+    ),
+    (
+        "a model that does not fit",
+        {
+            "spec": {
+                **SMALL,
+                "variants": [
+                    {
+                        "name": "cnn",
+                        "model": {"kind": "cnn", "blocks": [{"channels": 4, "kernel": 9}] * 3},
+                    }
+                ],
+            }
+        },
+        "kernel 9 does not fit input of shape (1, 8, 8)",
+    ),
+    ("a name with a slash", {"spec": {**SMALL, "name": "../etc"}}, "string_pattern_mismatch"),
+]
+
+
+@pytest.mark.parametrize(
+    ("_what", "body", "named"), BAD_SUBMISSIONS, ids=[b[0] for b in BAD_SUBMISSIONS]
+)
+def test_bad_submissions_are_422_and_store_nothing(
+    stack: Stack, _what: str, body: dict, named: str
+) -> None:
+    _, before = stack.request("GET", "/api/v1/experiments?limit=200")
+    status, reply = stack.request("POST", "/api/v1/experiments", body)
+    assert status == 422 and named in json.dumps(reply["detail"]), reply
+    _, after = stack.request("GET", "/api/v1/experiments?limit=200")
+    assert [e["id"] for e in after["items"]] == [e["id"] for e in before["items"]]
 
 
 def test_cursor_pagination_walks_every_experiment_once(stack: Stack) -> None:
