@@ -9,8 +9,12 @@ import time
 import urllib.request
 
 import pytest
+import torch
 
 from scripts.stack import ROOT, Stack
+from shared.broker import make_celery, send_training
+from shared.config import Settings
+from shared.spec import ExperimentSpec
 from tests.migration_check import upgrade_and_diff
 
 pytestmark = pytest.mark.integration
@@ -109,6 +113,49 @@ def test_bad_submissions_are_422_and_store_nothing(
     assert status == 422 and named in json.dumps(reply["detail"]), reply
     _, after = stack.request("GET", "/api/v1/experiments?limit=200")
     assert [e["id"] for e in after["items"]] == [e["id"] for e in before["items"]]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fails only where there is no CUDA")
+def test_a_failure_is_readable_and_the_worker_carries_on(stack: Stack) -> None:
+    status, doomed = stack.request(
+        "POST", "/api/v1/experiments", {"spec": {**SMALL, "device": "cuda"}}
+    )
+    assert status == 201
+    failed = stack.wait_finished(doomed["id"], timeout_s=60)
+    assert failed["status"] == "failed"
+    assert "CUDA is not available" in failed["error"] and "Traceback" not in failed["error"]
+    _, next_one = stack.request("POST", "/api/v1/experiments", {"spec": {**SMALL, "device": "cpu"}})
+    assert stack.wait_finished(next_one["id"], timeout_s=60)["status"] == "succeeded"
+
+
+def test_a_task_delivered_three_times_trains_once(stack: Stack) -> None:
+    status, experiment = stack.request("POST", "/api/v1/experiments", {"spec": SMALL})
+    assert status == 201
+    env = stack.env
+    settings = Settings(
+        database_url=env["BNLAB_DATABASE_URL"],
+        broker_url=env["BNLAB_BROKER_URL"],
+        data_dir=env["BNLAB_DATA_DIR"],
+    )
+    celery = make_celery(settings, "duplicate-sender")
+    queue = ExperimentSpec.model_validate(experiment["spec"]).queue
+    for _ in range(2):  # besides the API's own: what a broker redelivering would do
+        send_training(celery, experiment["id"], queue)
+    final = stack.wait_finished(experiment["id"], timeout_s=60)
+    assert final["status"] == "succeeded" and final["attempt"] == 1
+    assert stack.log_dir is not None
+    dropped = f"experiment {experiment['id']} is not queued any more; nothing to do"
+    deadline = time.monotonic() + 20
+    while (stack.log_dir / "worker.log").read_text().count(dropped) < 2:
+        assert time.monotonic() < deadline, "the duplicates never reached the worker"
+        time.sleep(0.2)
+    _, after = stack.request("GET", f"/api/v1/experiments/{experiment['id']}")
+    assert after["attempt"] == 1 and after["finished_at"] == final["finished_at"]
+    _, metrics = stack.request(
+        "GET", f"/api/v1/runs/{final['runs'][0]['id']}/metrics?key=train_loss"
+    )
+    steps = metrics["series"]["train_loss"]["steps"]
+    assert steps == list(range(1, len(steps) + 1))
 
 
 def test_cursor_pagination_walks_every_experiment_once(stack: Stack) -> None:
