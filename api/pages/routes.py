@@ -37,10 +37,18 @@ def experiments_page(request: Request) -> HTMLResponse:
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
 def experiment_page(
-    request: Request, experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
+    request: Request, experiment_id: str, session: SessionDep, owner: CurrentOwner
 ) -> HTMLResponse:
     """One experiment: spec, runs, findings and plots, live while it trains."""
-    experiment = service.get_experiment(session, experiment_id, owner)
+    try:
+        experiment = service.get_experiment(session, uuid.UUID(experiment_id), owner)
+    except (ValueError, HTTPException):
+        # A person followed a stale or mistyped link: a page that says so, not a JSON body.
+        missing = page(
+            request, "missing.html", title="No such experiment", experiment_id=experiment_id
+        )
+        missing.status_code = status.HTTP_404_NOT_FOUND
+        return missing
     return page(request, "experiment.html", title=experiment.name, experiment_id=str(experiment.id))
 
 

@@ -150,7 +150,11 @@ def test_pages_and_assets_are_served_but_not_documented(
         page = client.get(path)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert "/static/app/app.js" in page.text and "http" not in page.text.split("<body>")[0]
-    assert client.get(f"/experiments/{uuid.uuid4()}").status_code == 404
+    for unknown in (str(uuid.uuid4()), "not-an-id"):
+        missing = client.get(f"/experiments/{unknown}")
+        assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
+        assert "No such experiment" in missing.text and 'href="/"' in missing.text
+    assert "a&lt;b&gt;" in client.get("/experiments/a<b>").text  # the echoed id is escaped
     for asset in ("app.js", "app.css", "experiment.js", "new.js", "index.js", "compare.js"):
         assert client.get(f"/static/app/{asset}").status_code == 200
     assert client.get("/static/app/../routes.py").status_code == 404
