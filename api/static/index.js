@@ -1,4 +1,5 @@
-// The experiments list: newest first, filterable by status, refreshed every two seconds.
+// The experiments list: newest first, filterable by status, refreshed every two seconds, a page
+// of PAGE at a time ("Show older" adds a page).
 "use strict";
 
 (() => {
@@ -7,7 +8,10 @@
   const empty = document.getElementById("empty");
   const error = document.getElementById("error");
   const compare = document.getElementById("compare-selected");
+  const more = document.getElementById("show-older");
   const selected = new Set();
+  const PAGE = 100;
+  let pages = 1;
 
   filter.value = new URLSearchParams(location.search).get("status") || "";
   filter.addEventListener("change", () => {
@@ -15,6 +19,11 @@
     if (filter.value) url.searchParams.set("status", filter.value);
     else url.searchParams.delete("status");
     history.replaceState(null, "", url);
+    pages = 1;
+    refresh();
+  });
+  more.addEventListener("click", () => {
+    pages += 1;
     refresh();
   });
   compare.addEventListener("click", () => {
@@ -51,16 +60,25 @@
   }
 
   async function refresh() {
-    const query = new URLSearchParams({ limit: "100" });
-    if (filter.value) query.set("status", filter.value);
-    const reply = await bn.api(`/api/v1/experiments?${query}`);
-    if (!reply.ok) {
-      bn.showError(error, `could not list experiments (${reply.status})`);
-      return true;
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < pages; page += 1) {
+      const query = new URLSearchParams({ limit: String(PAGE) });
+      if (filter.value) query.set("status", filter.value);
+      if (cursor) query.set("cursor", cursor);
+      const reply = await bn.api(`/api/v1/experiments?${query}`);
+      if (!reply.ok) {
+        bn.showError(error, `could not list experiments (${reply.status})`);
+        return true;
+      }
+      items.push(...reply.body.items);
+      cursor = reply.body.next_cursor;
+      if (!cursor) break;
     }
     bn.showError(error, "");
-    body.replaceChildren(...reply.body.items.map(row));
-    empty.hidden = reply.body.items.length > 0;
+    body.replaceChildren(...items.map(row));
+    empty.hidden = items.length > 0;
+    more.hidden = !cursor;
     return true;
   }
 
