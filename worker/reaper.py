@@ -45,53 +45,58 @@ def close_cancelled(session: Session, stale_before: datetime) -> list[uuid.UUID]
     )
     ids = list(session.scalars(select(Experiment.id).where(orphaned)))
     for experiment_id in ids:
-        closed = session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment_id, orphaned)
-            .values(
-                status=ExperimentStatus.cancelled,
-                worker=None,
-                finished_at=utcnow(),
-                checkpoint=None,
-            )
-        )
-        if closed.rowcount:
-            end_unfinished_runs(session, experiment_id, RunStatus.cancelled)
+        if settle(session, experiment_id, (orphaned,), ExperimentStatus.cancelled):
             log.warning("experiment %s was cancelled while it had no worker", experiment_id)
     return ids
 
 
-def end_unfinished_runs(session: Session, experiment_id: uuid.UUID, status: RunStatus) -> None:
-    """Runs that never finished end with `status`; finished ones keep their outcome."""
+def settle(
+    session: Session,
+    experiment_id: uuid.UUID,
+    where: tuple[Any, ...],
+    status: ExperimentStatus,
+    **values: Any,
+) -> bool:
+    """End an experiment that nobody trains any more, if `where` still holds.
+
+    Its rows so far are kept and its checkpoint dropped; runs that never finished end with the
+    same status, finished ones keep theirs. Returns whether it was ended here.
+    """
+    ended = session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id, *where)
+        .values(status=status, worker=None, finished_at=utcnow(), checkpoint=None, **values)
+    )
+    if not ended.rowcount:
+        return False
     session.execute(
         update(Run)
         .where(
             Run.experiment_id == experiment_id,
             Run.status.in_([RunStatus.queued, RunStatus.running]),
         )
-        .values(status=status)
+        .values(status=RunStatus(status))
     )
+    return True
 
 
 def give_up(
     session: Session, experiment_id: uuid.UUID, losses: int, still_stale: tuple[Any, ...]
 ) -> None:
     """Fail an experiment that keeps losing its worker; its rows so far are kept."""
-    failed = session.execute(
-        update(Experiment)
-        .where(*still_stale)
-        .values(
-            status=ExperimentStatus.failed,
-            worker=None,
-            finished_at=utcnow(),
-            checkpoint=None,
-            worker_losses=losses,
-            error=f"its worker was lost {losses} times mid-run (killed, or out of memory?); "
-            "not retried again (BNLAB_MAX_WORKER_LOSSES)",
-        )
+    error = (
+        f"its worker was lost {losses} times mid-run (killed, or out of memory?); "
+        "not retried again (BNLAB_MAX_WORKER_LOSSES)"
     )
-    if failed.rowcount:
-        end_unfinished_runs(session, experiment_id, RunStatus.failed)
+    failed = settle(
+        session,
+        experiment_id,
+        still_stale,
+        ExperimentStatus.failed,
+        worker_losses=losses,
+        error=error,
+    )
+    if failed:
         log.error("experiment %s lost its worker %d times; failed", experiment_id, losses)
 
 

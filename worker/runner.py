@@ -18,7 +18,7 @@ from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
 from shared.spec import ExperimentSpec
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, held_by_us, set_current
-from worker.reaper import end_unfinished_runs
+from worker.reaper import settle
 from worker.training.loop import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -144,22 +144,12 @@ def hand_back(settings: Settings, experiment_id: uuid.UUID) -> str:
     since claim would refuse it and it would wait, queued, for ever.
     """
     with session_scope(settings.resolved_database_url) as session:
-        cancelled = session.execute(
-            update(Experiment)
-            .where(
-                *held_by_us(experiment_id),
-                Experiment.status == ExperimentStatus.running,
-                Experiment.cancel_requested.is_(True),
-            )
-            .values(
-                status=ExperimentStatus.cancelled,
-                worker=None,
-                finished_at=utcnow(),
-                checkpoint=None,
-            )
+        cancel_pending = (
+            *held_by_us(experiment_id),
+            Experiment.status == ExperimentStatus.running,
+            Experiment.cancel_requested.is_(True),
         )
-        if cancelled.rowcount:
-            end_unfinished_runs(session, experiment_id, RunStatus.cancelled)
+        if settle(session, experiment_id, cancel_pending, ExperimentStatus.cancelled):
             log.info("experiment %s cancelled at shutdown", experiment_id)
             return ExperimentStatus.cancelled
         session.execute(
@@ -180,15 +170,6 @@ def fail(settings: Settings, experiment_id: uuid.UUID, exc: BaseException) -> No
     """Record a readable error; the worker itself carries on with the next task."""
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     with session_scope(settings.resolved_database_url) as session:
-        ours = session.execute(
-            update(Experiment)
-            .where(*held_by_us(experiment_id))
-            .values(status=ExperimentStatus.failed, error=detail, finished_at=utcnow())
-        )
-        if not ours.rowcount:
-            return
-        session.execute(
-            update(Run)
-            .where(Run.experiment_id == experiment_id, Run.status == RunStatus.running)
-            .values(status=RunStatus.failed)
+        settle(
+            session, experiment_id, held_by_us(experiment_id), ExperimentStatus.failed, error=detail
         )

@@ -124,6 +124,7 @@ def test_a_failure_is_readable_and_the_worker_carries_on(stack: Stack) -> None:
     failed = stack.wait_finished(doomed["id"], timeout_s=60)
     assert failed["status"] == "failed"
     assert "CUDA is not available" in failed["error"] and "Traceback" not in failed["error"]
+    assert {r["status"] for r in failed["runs"]} == {"failed"}
     _, next_one = stack.request("POST", "/api/v1/experiments", {"spec": {**SMALL, "device": "cpu"}})
     assert stack.wait_finished(next_one["id"], timeout_s=60)["status"] == "succeeded"
 
