@@ -2,10 +2,11 @@
 
 No 5xx, and every response matches what the document promises (status codes, content types,
 headers, bodies), for inputs generated from the document itself: valid ones, invalid ones and
-edge cases, each sent with the stack's token (and once without, to see it refused). The stack
-runs on the embedded SQLite default with BNLAB_AUTH=on and without a worker, so fuzzed
-submissions that happen to be accepted stay queued and nothing trains. Bounded and deterministic:
-at most 25 examples per operation and phase, the same ones every run (about half a minute).
+edge cases, each sent with the stack's token (and once without, to see it refused). It runs
+twice, on the embedded SQLite default and on PostgreSQL + Redis, with BNLAB_AUTH=on and without a
+worker, so fuzzed submissions that happen to be accepted stay queued and nothing trains. Bounded
+and deterministic: at most 25 examples per operation and phase, the same ones every run (about
+half a minute each).
 
 It drives schemathesis' command line: its pytest plugin's lazy loader (needed here, since the
 schema comes from a server that a fixture starts) does not work with pytest 9.
@@ -21,6 +22,7 @@ import pytest
 
 from scripts.stack import BIN, Stack
 from tests.conftest import ARTIFACTS
+from tests.integration.conftest import PostgresDatabases, embedded_env, postgres_env
 
 pytestmark = pytest.mark.integration
 
@@ -30,19 +32,27 @@ SMALL = {"preset": "seed-dropout", "overrides": {"training": {"epochs": 1}}}
 EXCLUDED_CHECKS = "positive_data_acceptance"
 
 
-@pytest.fixture(scope="module")
-def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The API alone (no worker) on a private SQLite file, checking tokens."""
-    env = {
-        "BNLAB_DATABASE_URL": "",
-        "BNLAB_BROKER_URL": "",
-        "BNLAB_DATA_DIR": str(tmp_path_factory.mktemp("fuzz")),
-        "BNLAB_AUTH": "on",
-        # A fuzzed spec naming a missing data set must not wait on the internet.
-        "BNLAB_ALLOW_DOWNLOAD": "false",
-        "BNLAB_LOG_LEVEL": "WARNING",
-    }
-    stack = Stack(env=env, log_dir=ARTIFACTS / "logs" / "fuzz")
+@pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
+def fuzz_stack(
+    request: pytest.FixtureRequest,
+    pg_databases: PostgresDatabases,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """The API alone (no worker), checking tokens, on SQLite and on PostgreSQL + Redis."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    if request.param == "embedded":
+        env = embedded_env(tmp)
+    else:
+        env = postgres_env(pg_databases.create(), tmp)
+    env.update(
+        {
+            "BNLAB_AUTH": "on",
+            # A fuzzed spec naming a missing data set must not wait on the internet.
+            "BNLAB_ALLOW_DOWNLOAD": "false",
+            "BNLAB_LOG_LEVEL": "WARNING",
+        }
+    )
+    stack = Stack(env=env, log_dir=ARTIFACTS / "logs" / f"fuzz-{request.param}")
     try:
         yield stack.start(worker=False)
     finally:
@@ -91,7 +101,7 @@ def test_api_conforms_to_its_schema(fuzz_stack: Stack, tmp_path: Path) -> None:
         command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )
     report = result.stdout + result.stderr
-    (ARTIFACTS / "logs" / "fuzz").mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "logs" / "fuzz" / "schemathesis.txt").write_text(report)
+    assert fuzz_stack.log_dir is not None
+    (fuzz_stack.log_dir / "schemathesis.txt").write_text(report)
     assert result.returncode == 0, report[-20_000:]
     assert "No issues found" in report or "passed" in report
