@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from shared.config import Settings
+
+log = logging.getLogger(__name__)
 
 TRAIN_TASK = "bnlab.train_experiment"
 REAP_TASK = "bnlab.reap"
@@ -24,6 +28,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # The solo pool trains one task at a time, but Celery sizes its prefetch by the core
+        # count: a busy worker would hold the next experiment back from an idle one.
+        "worker_concurrency": 1,
         "task_default_queue": "any",
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
@@ -59,3 +66,16 @@ def make_celery(settings: Settings, name: str = "bnlab") -> Celery:
 def send_training(celery: Celery, experiment_id: str, queue: str) -> None:
     """Send the training task for a committed experiment to its queue."""
     celery.send_task(TRAIN_TASK, args=[experiment_id, queue], queue=queue)
+
+
+def queue_length(celery: Celery, queue: str) -> int | None:
+    """Messages waiting in a broker queue, or None when the broker cannot be asked."""
+    try:
+        with celery.connection_for_write() as connection:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+    except ChannelError:
+        return 0  # Redis drops a list once it is empty: a queue it does not know holds nothing
+    except Exception:
+        log.warning("could not ask the broker how many messages queue %s holds", queue)
+        return None
+    return int(declared.message_count)

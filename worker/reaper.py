@@ -20,7 +20,7 @@ from celery import Celery
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared.broker import send_training
+from shared.broker import queue_length, send_training
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
@@ -149,8 +149,12 @@ def reap(settings: Settings, celery: Celery) -> list[str]:
                 ),
             )
         ).all()
+        # Experiments wait on a queue the broker holds no message for: the messages were lost (a
+        # broker restarted empty, say), so they are sent again now rather than at their backoff.
+        emptied = {q for q in {row.queue for row in waiting} if queue_length(celery, q) == 0}
         for experiment_id, queue, enqueued_at, count in waiting:
-            gap = settings.requeue_after_s * 2 ** min(max(count - 1, 0), MAX_DOUBLINGS)
+            doublings = 0 if queue in emptied else min(max(count - 1, 0), MAX_DOUBLINGS)
+            gap = settings.requeue_after_s * 2**doublings
             if enqueued_at is not None and enqueued_at > now - timedelta(seconds=gap):
                 continue
             resent = session.execute(

@@ -272,6 +272,27 @@ def test_redis_restart_loses_no_experiment(recovery_stack: Stack, redis: Private
         assert final["status"] == "succeeded", (experiment_id, final.get("error"))
 
 
+def test_messages_the_broker_lost_are_sent_again_at_once(
+    recovery_stack: Stack, redis: PrivateRedis
+) -> None:
+    busy = submit(recovery_stack, {**LONG, "training": {**LONG["training"], "epochs": 4000}})
+    wait_progress(recovery_stack, busy, 0.01)
+    waiting = submit(recovery_stack, {**LONG, "name": "small", "training": {"epochs": 2}})
+    # Re-sent about 4 s and 11 s after it was queued (3 s, then 6 s, each plus up to a reap
+    # period); by the backoff alone, the next re-send would come 12 s later, after 23 s or so.
+    time.sleep(14)
+    lost = subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "del", "any"], capture_output=True, text=True
+    )
+    assert lost.stdout.strip() == "1", "the waiting experiment's messages were in the queue"
+    recovery_stack.request("POST", f"/api/v1/experiments/{busy}/cancel")
+    freed = time.monotonic()
+    final = recovery_stack.wait_finished(waiting, timeout_s=60)
+    assert final["status"] == "succeeded"
+    # About 1 s here; by the backoff it was 8 s or more.
+    assert time.monotonic() - freed < 5, "it waited for its backoff, not for the next reap"
+
+
 def test_diverging_run_ends_diverged_without_nan_rows(recovery_stack: Stack) -> None:
     spec = {
         "name": "diverges",
