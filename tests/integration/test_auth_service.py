@@ -10,21 +10,10 @@ import httpx
 import pytest
 
 from scripts.stack import BIN, ROOT, Stack
+from tests.auth_routes import PROTECTED
 
 pytestmark = pytest.mark.integration
 
-MISSING = "00000000-0000-0000-0000-000000000000"
-ROUTE_FAMILIES = [
-    ("GET", "/api/v1/experiments"),
-    ("POST", "/api/v1/experiments"),
-    ("GET", f"/api/v1/experiments/{MISSING}"),
-    ("POST", f"/api/v1/experiments/{MISSING}/cancel"),
-    ("GET", f"/api/v1/experiments/{MISSING}/findings"),
-    ("GET", f"/api/v1/runs/{MISSING}/metrics"),
-    ("GET", "/api/v1/presets"),
-    ("GET", "/session"),
-    ("GET", "/"),
-]
 # Queued and cancelled straight away: nothing here needs to train.
 SMALL = {"preset": "seed-dropout", "overrides": {"training": {"epochs": 1}}}
 
@@ -43,7 +32,7 @@ def test_stack_token_comes_from_the_cli(pg_stack: Stack) -> None:
     assert pg_stack.request("GET", "/session") == (200, {"owner": "stack-owner", "auth": True})
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTE_FAMILIES)
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
 def test_every_route_family_is_closed(pg_stack: Stack, method: str, path: str) -> None:
     for token in ("", "bnlab_" + "f" * 32 + "_guess", "not-a-token"):
         status, body = pg_stack.request(method, path, {} if method == "POST" else None, token)

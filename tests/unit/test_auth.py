@@ -12,25 +12,9 @@ from fastapi.testclient import TestClient
 from shared import cli
 from shared.config import get_settings
 from shared.db import reset_engines
+from tests.auth_routes import PROTECTED
 from tests.migration_check import upgrade_and_diff
 
-MISSING = "00000000-0000-0000-0000-000000000000"
-# One route of each family, plus a path no route serves: all are closed without a token.
-PROTECTED = [
-    ("GET", "/api/v1/experiments"),
-    ("POST", "/api/v1/experiments"),
-    ("GET", f"/api/v1/experiments/{MISSING}"),
-    ("POST", f"/api/v1/experiments/{MISSING}/cancel"),
-    ("GET", f"/api/v1/experiments/{MISSING}/findings"),
-    ("GET", f"/api/v1/runs/{MISSING}/metrics"),
-    ("GET", f"/api/v1/runs/{MISSING}/histograms"),
-    ("GET", f"/api/v1/runs/{MISSING}/curves"),
-    ("GET", "/api/v1/presets"),
-    ("GET", "/api/v1/presets/seed-bn-mlp"),
-    ("GET", "/session"),
-    ("GET", "/"),
-    ("GET", "/no/such/page"),
-]
 PUBLIC = ["/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/login"]
 SMALL = {"preset": "seed-dropout", "overrides": {"training": {"epochs": 1}}}
 
