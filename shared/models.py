@@ -22,8 +22,11 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+from shared.status import ExperimentStatus, RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -57,25 +60,15 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class ExperimentStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self not in (ExperimentStatus.queued, ExperimentStatus.running)
-
-
-class RunStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    diverged = "diverged"
-    failed = "failed"
-    cancelled = "cancelled"
+def status_column(kind: type[enum.StrEnum]) -> SAEnum:
+    """A status column: VARCHAR(16) in the database, the enum member in Python."""
+    return SAEnum(
+        kind,
+        native_enum=False,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Experiment(Base):
@@ -85,7 +78,9 @@ class Experiment(Base):
     owner: Mapped[str] = mapped_column(String(64), default="local")
     name: Mapped[str] = mapped_column(String(64))
     preset: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default=ExperimentStatus.queued, index=True)
+    status: Mapped[ExperimentStatus] = mapped_column(
+        status_column(ExperimentStatus), default=ExperimentStatus.queued, index=True
+    )
     queue: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -124,7 +119,7 @@ class Run(Base):
     position: Mapped[int] = mapped_column(Integer)
     variant: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.queued)
+    status: Mapped[RunStatus] = mapped_column(status_column(RunStatus), default=RunStatus.queued)
     diverged_step: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
 

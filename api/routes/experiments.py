@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -13,10 +13,9 @@ from api.submission import resolve
 from shared import results
 from shared.models import Experiment
 from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic
+from shared.status import ExperimentStatus
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
-
-StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def public(experiment: Experiment) -> ExperimentPublic:
@@ -50,7 +49,7 @@ def submit_experiment(
 def list_experiments(
     session: SessionDep,
     owner: CurrentOwner,
-    status_filter: Annotated[StatusFilter | None, Query(alias="status")] = None,
+    status_filter: Annotated[ExperimentStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ExperimentPage:
