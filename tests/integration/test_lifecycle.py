@@ -128,9 +128,7 @@ def test_stale_experiments_are_requeued_then_failed(session: Session) -> None:
     lifecycle.claim(session, experiment_id, ME)
     session.commit()
     future = utcnow() + timedelta(seconds=1)
-    assert lifecycle.requeue_stale(session, future, max_losses=2) == [
-        (str(experiment_id), "any")
-    ]
+    assert lifecycle.requeue_stale(session, future, max_losses=2) == [(str(experiment_id), "any")]
     assert lifecycle.claim(session, experiment_id, OTHER)
     assert lifecycle.requeue_stale(session, future, max_losses=2) == []
     session.commit()
