@@ -26,21 +26,22 @@ log = logging.getLogger(__name__)
 
 
 def create_experiment(
-    session: Session, spec: ExperimentSpec, preset: str | None, owner: str
+    session: Session, spec: ExperimentSpec, preset: str | None, owner: str, seeds_per_group: int
 ) -> Experiment:
-    """Store the experiment and its queued runs, and commit (so a worker will find them)."""
-    experiment = lifecycle.create(session, spec, preset, owner)
+    """Store the experiment, its seed groups and runs, and commit (so a worker finds them)."""
+    experiment = lifecycle.create(session, spec, preset, owner, seeds_per_group)
     session.commit()
     return experiment
 
 
 def enqueue(celery: Celery, experiment: Experiment) -> None:
-    """Send the training task; the row is already committed, so the worker will find it."""
-    try:
-        send_training(celery, str(experiment.id), experiment.queue)
-    except Exception:
-        # The experiment stays queued in the database; the reaper enqueues it again.
-        log.exception("could not enqueue experiment %s; the reaper will retry", experiment.id)
+    """Send one training task per seed group; the rows are committed, so workers find them."""
+    for group in experiment.groups:
+        try:
+            send_training(celery, str(group.id), experiment.queue)
+        except Exception:
+            # The group stays queued in the database; the reaper sends it again.
+            log.exception("could not enqueue seed group %s; the reaper will retry", group.id)
 
 
 def get_experiment(session: Session, experiment_id: uuid.UUID, owner: str) -> Experiment:
@@ -48,7 +49,7 @@ def get_experiment(session: Session, experiment_id: uuid.UUID, owner: str) -> Ex
     experiment = session.scalar(
         select(Experiment)
         .where(Experiment.id == experiment_id, Experiment.owner == owner)
-        .options(selectinload(Experiment.runs))
+        .options(selectinload(Experiment.runs), selectinload(Experiment.groups))
     )
     if experiment is None:
         raise NotFound(f"no experiment {experiment_id}")
@@ -66,7 +67,7 @@ def list_experiments(
     query = (
         select(Experiment)
         .where(Experiment.owner == owner)
-        .options(selectinload(Experiment.runs))
+        .options(selectinload(Experiment.runs), selectinload(Experiment.groups))
         .order_by(Experiment.created_at.desc(), Experiment.id.desc())
         .limit(limit + 1)
     )

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from shared import results
 from shared.errors import Conflict
-from shared.models import Experiment, Run, utcnow
+from shared.groups import build_groups, roll_up
+from shared.models import Experiment, Run, SeedGroup, utcnow
 from shared.spec import ExperimentSpec
 from shared.status import ExperimentStatus, RunStatus
 
@@ -62,13 +62,35 @@ def _changed(result: Any) -> int:
     return result.rowcount if isinstance(result, CursorResult) else 0
 
 
-def held_by(experiment_id: uuid.UUID, worker: str) -> tuple[ColumnElement[bool], ...]:
-    """Where-clause of every write a worker makes: only while it still holds the experiment."""
-    return (Experiment.id == experiment_id, Experiment.worker == worker)
+def held_by(group_id: uuid.UUID, worker: str) -> tuple[ColumnElement[bool], ...]:
+    """Where-clause of every write a worker makes: only while it still holds the seed group."""
+    return (SeedGroup.id == group_id, SeedGroup.worker == worker)
 
 
-def create(session: Session, spec: ExperimentSpec, preset: str | None, owner: str) -> Experiment:
-    """A queued experiment with one queued run per (seed, variant); added, not committed."""
+def _lock(session: Session, experiment_id: uuid.UUID) -> Experiment:
+    """The experiment row, locked until the caller commits (PostgreSQL; SQLite has one writer).
+
+    Every transition of a group takes its experiment's lock first, so two groups finishing at
+    once roll the experiment up one after the other, each seeing the other's outcome.
+    """
+    return session.execute(
+        select(Experiment).where(Experiment.id == experiment_id).with_for_update()
+    ).scalar_one()
+
+
+def _experiment_of(session: Session, group_id: uuid.UUID) -> uuid.UUID | None:
+    return session.scalar(select(SeedGroup.experiment_id).where(SeedGroup.id == group_id))
+
+
+def create(
+    session: Session,
+    spec: ExperimentSpec,
+    preset: str | None,
+    owner: str,
+    seeds_per_group: int = 1,
+) -> Experiment:
+    """A queued experiment, its seeds split into queued groups of `seeds_per_group`, and one
+    queued run per (seed, variant); added, not committed."""
     now = utcnow()
     experiment = Experiment(
         id=uuid.uuid4(),
@@ -82,35 +104,32 @@ def create(session: Session, spec: ExperimentSpec, preset: str | None, owner: st
         attempt=0,
         cancel_requested=False,
         created_at=now,
-        enqueued_at=now,
-        enqueue_count=1,
     )
-    position = 0
-    for seed in spec.training.seeds:
-        for variant in spec.variants:
-            experiment.runs.append(
-                Run(id=uuid.uuid4(), position=position, variant=variant.name, seed=seed, summary={})
-            )
-            position += 1
+    for group in build_groups(spec, seeds_per_group, enqueued_at=now):
+        experiment.groups.append(group)
+        experiment.runs.extend(group.runs)
     session.add(experiment)
     return experiment
 
 
-def claim(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
-    """Queued -> running for `worker`; False if another delivery got it first, or it ended."""
+def claim(session: Session, group_id: uuid.UUID, worker: str) -> uuid.UUID | None:
+    """Queued -> running for `worker`: the group's experiment id, or None if another delivery
+    got it first, it ended, or its experiment is being cancelled."""
+    experiment_id = _experiment_of(session, group_id)
+    if experiment_id is None:
+        return None
+    experiment = _lock(session, experiment_id)
+    if experiment.cancel_requested:
+        return None
     now = utcnow()
-    started = session.scalar(select(Experiment.started_at).where(Experiment.id == experiment_id))
+    started = session.scalar(select(SeedGroup.started_at).where(SeedGroup.id == group_id))
     claimed = _changed(
         session.execute(
-            update(Experiment)
-            .where(
-                Experiment.id == experiment_id,
-                Experiment.status == ExperimentStatus.queued,
-                Experiment.cancel_requested.is_(False),
-            )
+            update(SeedGroup)
+            .where(SeedGroup.id == group_id, SeedGroup.status == ExperimentStatus.queued)
             .values(
                 status=ExperimentStatus.running,
-                attempt=Experiment.attempt + 1,
+                attempt=SeedGroup.attempt + 1,
                 started_at=started or now,
                 heartbeat_at=now,
                 worker=worker,
@@ -118,103 +137,109 @@ def claim(session: Session, experiment_id: uuid.UUID, worker: str) -> bool:
         )
     )
     if not claimed:
-        log.info("experiment %s is not queued any more; not claimed", experiment_id)
-        return False
+        return None
     session.execute(
-        update(Run).where(Run.experiment_id == experiment_id).values(status=RunStatus.running)
+        update(Run).where(Run.group_id == group_id).values(status=RunStatus.running, worker=worker)
     )
-    log.info("experiment %s claimed by %s", experiment_id, worker)
-    return True
+    roll_up(session, experiment)
+    log.info("experiment %s: seed group %s claimed by %s", experiment_id, group_id, worker)
+    return experiment_id
 
 
 def stamp(
-    session: Session, experiment_id: uuid.UUID, worker: str, progress: float | None = None
+    session: Session, group_id: uuid.UUID, worker: str, progress: float | None = None
 ) -> bool:
-    """Heartbeat (and progress, when given) of a held experiment; False if no longer held."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    """Heartbeat (and progress, when given) of a held group; False if no longer held."""
+    now = utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now}
     if progress is not None:
         values["progress"] = min(1.0, progress)
     held = _changed(
-        session.execute(update(Experiment).where(*held_by(experiment_id, worker)).values(**values))
+        session.execute(update(SeedGroup).where(*held_by(group_id, worker)).values(**values))
     )
     if not held:
-        log.warning("experiment %s is no longer held by %s; not stamped", experiment_id, worker)
-    return bool(held)
+        log.warning("seed group %s is no longer held by %s; not stamped", group_id, worker)
+        return False
+    # One statement, no lock: the experiment's progress is the mean of its groups'.
+    experiment_id = _experiment_of(session, group_id)
+    mean = (
+        select(func.avg(SeedGroup.progress))
+        .where(SeedGroup.experiment_id == experiment_id)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id == experiment_id)
+        .values(progress=mean, heartbeat_at=now)
+    )
+    return True
 
 
-def poll(session: Session, experiment_id: uuid.UUID, worker: str) -> tuple[bool, bool]:
+def poll(session: Session, group_id: uuid.UUID, worker: str) -> tuple[bool, bool]:
     """(cancel requested, still held by `worker`): what a training worker checks between steps."""
     cancel, holder = session.execute(
-        select(Experiment.cancel_requested, Experiment.worker).where(Experiment.id == experiment_id)
+        select(Experiment.cancel_requested, SeedGroup.worker)
+        .join(SeedGroup, SeedGroup.experiment_id == Experiment.id)
+        .where(SeedGroup.id == group_id)
     ).one()
     return bool(cancel), holder == worker
 
 
-def store_checkpoint(session: Session, experiment_id: uuid.UUID, worker: str, blob: bytes) -> bool:
-    """Keep the resumable state of a held experiment; False if no longer held."""
+def store_checkpoint(session: Session, group_id: uuid.UUID, worker: str, blob: bytes) -> bool:
+    """Keep the resumable state of a held group; False if no longer held."""
     return bool(
         _changed(
             session.execute(
-                update(Experiment).where(*held_by(experiment_id, worker)).values(checkpoint=blob)
+                update(SeedGroup).where(*held_by(group_id, worker)).values(checkpoint=blob)
             )
         )
     )
 
 
 def request_cancel(session: Session, experiment: Experiment) -> ExperimentStatus:
-    """Queued: cancelled at once. Running: flagged, its worker stops at the next step.
-
-    Returns the status the experiment is in afterwards; Conflict if it had already finished.
-    """
-    now = utcnow()
-    queued = _changed(
-        session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment.id, Experiment.status == ExperimentStatus.queued)
-            .values(status=ExperimentStatus.cancelled, finished_at=now, cancel_requested=True)
-        )
+    """Queued groups: cancelled at once. Running ones: flagged, their workers stop at the next
+    step. Returns the experiment's status afterwards; Conflict if it had already finished."""
+    locked = _lock(session, experiment.id)
+    if locked.status.finished:
+        raise Conflict(f"experiment {experiment.id} already finished ({locked.status})")
+    session.execute(
+        update(Experiment).where(Experiment.id == experiment.id).values(cancel_requested=True)
     )
-    if queued:
-        session.execute(
-            update(Run).where(Run.experiment_id == experiment.id).values(status=RunStatus.cancelled)
+    queued = session.scalars(
+        select(SeedGroup.id).where(
+            SeedGroup.experiment_id == experiment.id, SeedGroup.status == ExperimentStatus.queued
         )
-        log.info("experiment %s cancelled while queued", experiment.id)
-        return ExperimentStatus.cancelled
-    running = _changed(
-        session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment.id, Experiment.status == ExperimentStatus.running)
-            .values(cancel_requested=True)
-        )
-    )
-    if not running:
-        raise Conflict(f"experiment {experiment.id} already finished ({experiment.status})")
-    log.info("experiment %s: cancel requested of its worker", experiment.id)
-    return ExperimentStatus.running
+    ).all()
+    for group_id in queued:
+        settle(session, group_id, (SeedGroup.status == ExperimentStatus.queued,), "cancelled")
+    status = roll_up(session, locked)
+    log.info("experiment %s: cancel requested; now %s", experiment.id, status)
+    return status
 
 
 def finish(
     session: Session,
-    experiment_id: uuid.UUID,
+    group_id: uuid.UUID,
     worker: str,
     cancelled: bool,
     outcomes: Iterable[RunOutcome],
+    device: str | None = None,
 ) -> ExperimentStatus | None:
-    """Running -> succeeded (or cancelled) with each run's outcome and the findings.
-
-    None if `worker` no longer holds it. The experiment row is updated first: its row lock
-    orders this before a reaper that could otherwise give it away while the outcome is written.
-    """
+    """Running -> succeeded (or cancelled) with each run's outcome; the group's new status, or
+    None if `worker` no longer holds it."""
+    experiment_id = _experiment_of(session, group_id)
+    if experiment_id is None:
+        return None
+    experiment = _lock(session, experiment_id)
     status = ExperimentStatus.cancelled if cancelled else ExperimentStatus.succeeded
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "checkpoint": None}
+    if not cancelled:
+        values["progress"] = 1.0
     ours = _changed(
-        session.execute(
-            update(Experiment)
-            .where(*held_by(experiment_id, worker))
-            .values(status=status, finished_at=utcnow(), checkpoint=None)
-        )
+        session.execute(update(SeedGroup).where(*held_by(group_id, worker)).values(**values))
     )
     if not ours:
-        log.warning("experiment %s was given to another worker; not finished", experiment_id)
+        log.warning("seed group %s was given to another worker; not finished", group_id)
         return None
     for outcome in outcomes:
         session.execute(
@@ -224,34 +249,31 @@ def finish(
                 status=outcome.status,
                 diverged_step=outcome.diverged_step,
                 summary=outcome.summary,
+                device=device,
             )
         )
-    session.flush()
-    runs = session.scalars(select(Run).where(Run.experiment_id == experiment_id)).all()
-    values: dict[str, Any] = {"findings": results.experiment_findings(session, runs)}
-    if not cancelled:
-        values["progress"] = 1.0
-    session.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values))
-    log.info("experiment %s %s", experiment_id, status)
+    roll_up(session, experiment)
+    log.info("experiment %s: seed group %s %s", experiment_id, group_id, status)
     return status
 
 
 def settle(
     session: Session,
-    experiment_id: uuid.UUID,
+    group_id: uuid.UUID,
     where: tuple[Any, ...],
-    status: ExperimentStatus,
+    status: ExperimentStatus | str,
     **values: Any,
 ) -> bool:
-    """End an experiment nobody trains any more, if `where` still holds.
+    """End a group nobody trains any more, if `where` still holds, and roll its experiment up.
 
     Its rows so far are kept and its checkpoint dropped; runs that never finished end with the
-    same status, finished ones keep theirs. Returns whether it was ended here.
+    same status, finished ones keep theirs. The caller holds the experiment's lock.
     """
+    status = ExperimentStatus(status)
     ended = _changed(
         session.execute(
-            update(Experiment)
-            .where(Experiment.id == experiment_id, *where)
+            update(SeedGroup)
+            .where(SeedGroup.id == group_id, *where)
             .values(status=status, worker=None, finished_at=utcnow(), checkpoint=None, **values)
         )
     )
@@ -259,127 +281,128 @@ def settle(
         return False
     session.execute(
         update(Run)
-        .where(
-            Run.experiment_id == experiment_id,
-            Run.status.in_([RunStatus.queued, RunStatus.running]),
-        )
+        .where(Run.group_id == group_id, Run.status.in_([RunStatus.queued, RunStatus.running]))
         .values(status=RunStatus(status))
     )
-    log.info("experiment %s settled as %s", experiment_id, status)
+    experiment_id = _experiment_of(session, group_id)
+    assert experiment_id is not None
+    roll_up(session, _lock(session, experiment_id))
+    log.info("seed group %s settled as %s", group_id, status)
     return True
 
 
-def fail(session: Session, experiment_id: uuid.UUID, worker: str, error: str) -> bool:
-    """Running -> failed with a readable error, if `worker` still holds it."""
-    return settle(
-        session, experiment_id, held_by(experiment_id, worker), ExperimentStatus.failed, error=error
-    )
+def fail(session: Session, group_id: uuid.UUID, worker: str, error: str) -> bool:
+    """Running -> failed with a readable error, if `worker` still holds the group."""
+    experiment_id = _experiment_of(session, group_id)
+    if experiment_id is None:
+        return False
+    _lock(session, experiment_id)
+    return settle(session, group_id, held_by(group_id, worker), "failed", error=error)
 
 
-def hand_back(session: Session, experiment_id: uuid.UUID, worker: str) -> HandBack:
+def hand_back(session: Session, group_id: uuid.UUID, worker: str) -> HandBack:
     """The worker shuts down with its checkpoint stored: running -> queued for the next worker.
 
-    Unless a cancel came in before training saw it: then the experiment ends cancelled here,
-    since claim would refuse it and it would wait, queued, for ever.
+    Unless a cancel came in before training saw it: then the group ends cancelled here, since
+    claim would refuse it and it would wait, queued, for ever.
     """
-    running = (*held_by(experiment_id, worker), Experiment.status == ExperimentStatus.running)
-    cancel_pending = (*running, Experiment.cancel_requested.is_(True))
-    if settle(session, experiment_id, cancel_pending, ExperimentStatus.cancelled):
-        log.info("experiment %s cancelled at shutdown", experiment_id)
+    experiment_id = _experiment_of(session, group_id)
+    if experiment_id is None:
+        return HandBack.not_held
+    experiment = _lock(session, experiment_id)
+    running = (*held_by(group_id, worker), SeedGroup.status == ExperimentStatus.running)
+    if experiment.cancel_requested and settle(session, group_id, running, "cancelled"):
+        log.info("seed group %s cancelled at shutdown", group_id)
         return HandBack.cancelled
     requeued = _changed(
         session.execute(
-            update(Experiment)
+            update(SeedGroup)
             .where(*running)
             .values(
                 status=ExperimentStatus.queued,
                 worker=None,
                 enqueued_at=utcnow(),
-                enqueue_count=Experiment.enqueue_count + 1,
+                enqueue_count=SeedGroup.enqueue_count + 1,
             )
         )
     )
     if not requeued:
-        log.warning(
-            "experiment %s was not held by %s at shutdown; left alone", experiment_id, worker
-        )
+        log.warning("seed group %s not held by %s at shutdown; left alone", group_id, worker)
         return HandBack.not_held
-    log.info("experiment %s handed back at shutdown", experiment_id)
+    roll_up(session, experiment)
+    log.info("experiment %s: seed group %s handed back at shutdown", experiment_id, group_id)
     return HandBack.requeued
 
 
 def close_cancelled(session: Session, stale_before: datetime) -> list[uuid.UUID]:
-    """Cancel what was asked to cancel but has no live worker: queued, or running and stale."""
-    orphaned = and_(
-        Experiment.cancel_requested.is_(True),
-        or_(
-            Experiment.status == ExperimentStatus.queued,
-            and_(
-                Experiment.status == ExperimentStatus.running,
-                Experiment.heartbeat_at < stale_before,
-            ),
-        ),
+    """Cancel groups whose experiment was asked to cancel but that have no live worker:
+    queued, or running and stale. Returns the groups ended."""
+    orphaned = or_(
+        SeedGroup.status == ExperimentStatus.queued,
+        and_(SeedGroup.status == ExperimentStatus.running, SeedGroup.heartbeat_at < stale_before),
     )
+    rows = session.execute(
+        select(SeedGroup.id, SeedGroup.experiment_id)
+        .join(Experiment, Experiment.id == SeedGroup.experiment_id)
+        .where(Experiment.cancel_requested.is_(True), orphaned)
+        .order_by(SeedGroup.experiment_id)
+    ).all()
     closed = []
-    for experiment_id in session.scalars(select(Experiment.id).where(orphaned)):
-        if settle(session, experiment_id, (orphaned,), ExperimentStatus.cancelled):
-            log.warning("experiment %s was cancelled while it had no worker", experiment_id)
-            closed.append(experiment_id)
+    for group_id, experiment_id in rows:
+        _lock(session, experiment_id)
+        if settle(session, group_id, (orphaned,), "cancelled"):
+            log.warning("seed group %s was cancelled while it had no worker", group_id)
+            closed.append(group_id)
     return closed
 
 
 def requeue_stale(
     session: Session, stale_before: datetime, max_losses: int
 ) -> list[tuple[str, str]]:
-    """Running with a stale heartbeat -> queued again (or failed after `max_losses` losses).
+    """Running groups with a stale heartbeat -> queued again (or failed after `max_losses`).
 
-    Returns (experiment id, queue) of those to send again, once the caller has committed.
+    Returns (group id, queue) of those to send again, once the caller has committed.
     """
     now = utcnow()
     to_send = []
     stale = session.execute(
-        select(Experiment.id, Experiment.queue, Experiment.worker_losses).where(
-            Experiment.status == ExperimentStatus.running,
-            Experiment.heartbeat_at < stale_before,
-        )
+        select(SeedGroup.id, SeedGroup.experiment_id, Experiment.queue, SeedGroup.worker_losses)
+        .join(Experiment, Experiment.id == SeedGroup.experiment_id)
+        .where(SeedGroup.status == ExperimentStatus.running, SeedGroup.heartbeat_at < stale_before)
+        .order_by(SeedGroup.experiment_id)
     ).all()
-    for experiment_id, queue, before in stale:
+    for group_id, experiment_id, queue, before in stale:
         losses = before + 1
         still_stale = (
-            Experiment.status == ExperimentStatus.running,
-            Experiment.heartbeat_at < stale_before,
+            SeedGroup.status == ExperimentStatus.running,
+            SeedGroup.heartbeat_at < stale_before,
         )
+        experiment = _lock(session, experiment_id)
         if losses >= max_losses:
             error = (
                 f"its worker was lost {losses} times mid-run (killed, or out of memory?); "
                 "not retried again (BNLAB_MAX_WORKER_LOSSES)"
             )
-            if settle(
-                session,
-                experiment_id,
-                still_stale,
-                ExperimentStatus.failed,
-                worker_losses=losses,
-                error=error,
-            ):
-                log.error("experiment %s lost its worker %d times; failed", experiment_id, losses)
+            if settle(session, group_id, still_stale, "failed", worker_losses=losses, error=error):
+                log.error("seed group %s lost its worker %d times; failed", group_id, losses)
             continue
         reset = _changed(
             session.execute(
-                update(Experiment)
-                .where(Experiment.id == experiment_id, *still_stale)
+                update(SeedGroup)
+                .where(SeedGroup.id == group_id, *still_stale)
                 .values(
                     status=ExperimentStatus.queued,
                     worker=None,
                     enqueued_at=now,
-                    enqueue_count=Experiment.enqueue_count + 1,
+                    enqueue_count=SeedGroup.enqueue_count + 1,
                     worker_losses=losses,
                 )
             )
         )
         if reset:
-            log.warning("experiment %s lost its worker; queued again", experiment_id)
-            to_send.append((str(experiment_id), queue))
+            roll_up(session, experiment)
+            log.warning("seed group %s lost its worker; queued again", group_id)
+            to_send.append((str(group_id), queue))
     return to_send
 
 
@@ -389,37 +412,37 @@ def resend_unclaimed(
     """Queued and unclaimed past its backoff -> sent again (the gap doubles with each send).
 
     A queue the broker holds no message for (`queue_is_empty`) lost its messages (a broker that
-    restarted empty, say): its experiments are sent again now, whatever their backoff.
-    Returns (experiment id, queue) of those to send, once the caller has committed.
+    restarted empty, say): its groups are sent again now, whatever their backoff.
+    Returns (group id, queue) of those to send, once the caller has committed.
     """
     now = utcnow()
     waiting = session.execute(
-        select(
-            Experiment.id, Experiment.queue, Experiment.enqueued_at, Experiment.enqueue_count
-        ).where(
-            Experiment.status == ExperimentStatus.queued,
+        select(SeedGroup.id, Experiment.queue, SeedGroup.enqueued_at, SeedGroup.enqueue_count)
+        .join(Experiment, Experiment.id == SeedGroup.experiment_id)
+        .where(
+            SeedGroup.status == ExperimentStatus.queued,
             Experiment.cancel_requested.is_(False),
-            or_(Experiment.enqueued_at.is_(None), Experiment.enqueued_at < now - requeue_after),
+            or_(SeedGroup.enqueued_at.is_(None), SeedGroup.enqueued_at < now - requeue_after),
         )
     ).all()
     emptied = {queue for queue in {row.queue for row in waiting} if queue_is_empty(queue)}
     to_send = []
-    for experiment_id, queue, enqueued_at, count in waiting:
+    for group_id, queue, enqueued_at, count in waiting:
         doublings = 0 if queue in emptied else min(max(count - 1, 0), MAX_DOUBLINGS)
         if enqueued_at is not None and enqueued_at > now - requeue_after * 2**doublings:
             continue
         resent = _changed(
             session.execute(
-                update(Experiment)
+                update(SeedGroup)
                 .where(
-                    Experiment.id == experiment_id,
-                    Experiment.status == ExperimentStatus.queued,
-                    Experiment.enqueue_count == count,
+                    SeedGroup.id == group_id,
+                    SeedGroup.status == ExperimentStatus.queued,
+                    SeedGroup.enqueue_count == count,
                 )
                 .values(enqueued_at=now, enqueue_count=count + 1)
             )
         )
         if resent:
-            log.warning("experiment %s unclaimed since %s; sent again", experiment_id, enqueued_at)
-            to_send.append((str(experiment_id), queue))
+            log.warning("seed group %s unclaimed since %s; sent again", group_id, enqueued_at)
+            to_send.append((str(group_id), queue))
     return to_send

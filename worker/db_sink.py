@@ -23,17 +23,17 @@ CANCEL_POLL_S = 0.2
 
 
 class DatabaseSink:
-    """Receives the trainer's events and writes them for one experiment."""
+    """Receives the trainer's events and writes them for one seed group of an experiment."""
 
     def __init__(
         self,
         settings: Settings,
-        experiment_id: uuid.UUID,
+        group_id: uuid.UUID,
         runs: dict[tuple[str, int], uuid.UUID],
         worker: str,
     ) -> None:
         self.url = settings.resolved_database_url
-        self.experiment_id = experiment_id
+        self.group_id = group_id
         self.worker = worker
         self.runs = runs
         self.checkpoint_every_s = settings.checkpoint_every_s
@@ -73,7 +73,7 @@ class DatabaseSink:
     def on_progress(self, done: int, total: int) -> None:
         with session_scope(self.url) as session:
             progress = done / max(total, 1)
-            if lifecycle.stamp(session, self.experiment_id, self.worker, progress):
+            if lifecycle.stamp(session, self.group_id, self.worker, progress):
                 for model, rows in self._pending.items():
                     results.upsert(session, model, rows)
             else:
@@ -91,7 +91,7 @@ class DatabaseSink:
         torch.save(state, buffer)
         with session_scope(self.url) as session:
             held = lifecycle.store_checkpoint(
-                session, self.experiment_id, self.worker, buffer.getvalue()
+                session, self.group_id, self.worker, buffer.getvalue()
             )
         self.lost = self.lost or not held
 
@@ -107,7 +107,7 @@ class DatabaseSink:
         if now - self._last_poll >= CANCEL_POLL_S:
             self._last_poll = now
             with session_scope(self.url) as session:
-                cancel, held = lifecycle.poll(session, self.experiment_id, self.worker)
+                cancel, held = lifecycle.poll(session, self.group_id, self.worker)
             self._cancelled = cancel
             self.lost = self.lost or not held
         return self._cancelled or self.lost

@@ -31,9 +31,9 @@ class _State:
     shutdown = threading.Event()
 
 
-def set_current(experiment_id: uuid.UUID | None) -> None:
-    """Tell the heartbeat which experiment this process is training (None when idle)."""
-    _State.current = experiment_id
+def set_current(group_id: uuid.UUID | None) -> None:
+    """Tell the heartbeat which seed group this process is training (None when idle)."""
+    _State.current = group_id
 
 
 def request_shutdown() -> None:

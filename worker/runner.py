@@ -1,4 +1,4 @@
-"""One experiment from claim to final status: claim -> load -> train -> outcome.
+"""One seed group of an experiment from claim to final status: claim -> load -> train -> outcome.
 
 The glue between the queue's task, the database and the training core. Every status change is
 asked of shared.lifecycle, with this worker's id, so a worker presumed dead writes nothing.
@@ -18,7 +18,7 @@ import torch
 from shared import lifecycle
 from shared.config import Settings
 from shared.db import session_scope
-from shared.models import Experiment
+from shared.models import SeedGroup
 from shared.spec import ExperimentSpec
 from shared.status import RunStatus
 from worker.db_sink import DatabaseSink
@@ -42,52 +42,56 @@ class Ending(enum.StrEnum):
 RunIds = dict[tuple[str, int], uuid.UUID]
 
 
-def claim(settings: Settings, experiment_id: uuid.UUID) -> bool:
-    """Take a queued experiment for this worker; False if another delivery got it."""
+def claim(settings: Settings, group_id: uuid.UUID) -> uuid.UUID | None:
+    """Take a queued seed group for this worker: its experiment's id, or None if not queued."""
     with session_scope(settings.resolved_database_url) as session:
-        return lifecycle.claim(session, experiment_id, WORKER_ID)
+        return lifecycle.claim(session, group_id, WORKER_ID)
 
 
 def load(
-    settings: Settings, experiment_id: uuid.UUID
+    settings: Settings, group_id: uuid.UUID
 ) -> tuple[ExperimentSpec, RunIds, dict[str, Any] | None]:
-    """The spec, the run ids by (variant, seed), and the checkpoint to resume from if any."""
+    """The spec narrowed to the group's seeds, the group's run ids by (variant, seed), and the
+    checkpoint to resume from if any."""
     with session_scope(settings.resolved_database_url) as session:
-        experiment = session.get_one(Experiment, experiment_id)
-        spec = ExperimentSpec.model_validate(experiment.spec)
-        runs = {(r.variant, r.seed): r.id for r in experiment.runs}
-        blob = experiment.checkpoint
+        group = session.get_one(SeedGroup, group_id)
+        spec = ExperimentSpec.model_validate(group.experiment.spec)
+        runs = {(r.variant, r.seed): r.id for r in group.runs}
+        seeds = list(group.seeds)
+        blob = group.checkpoint
+    training = spec.training.model_copy(update={"seeds": seeds})
     resume = torch.load(io.BytesIO(blob), weights_only=True) if blob else None
-    return spec, runs, resume
+    return spec.model_copy(update={"training": training}), runs, resume
 
 
-def run_experiment(settings: Settings, experiment_id: uuid.UUID) -> Ending:
-    """Claim, train and finish one experiment; returns how this delivery ended."""
-    if not claim(settings, experiment_id):
-        log.info("experiment %s is not queued any more; nothing to do", experiment_id)
+def run_group(settings: Settings, group_id: uuid.UUID) -> Ending:
+    """Claim, train and finish one seed group; returns how this delivery ended."""
+    experiment_id = claim(settings, group_id)
+    if experiment_id is None:
+        log.info("seed group %s is not queued any more; nothing to do", group_id)
         return Ending.skipped
-    set_current(experiment_id)
+    set_current(group_id)
     try:
-        spec, runs, resume = load(settings, experiment_id)
+        spec, runs, resume = load(settings, group_id)
         if resume is not None:
             log.info("experiment %s resumes from its checkpoint", experiment_id)
-        sink = DatabaseSink(settings, experiment_id, runs, WORKER_ID)
+        sink = DatabaseSink(settings, group_id, runs, WORKER_ID)
         result = train(spec, sink, device=spec.device, resume=resume, settings=settings)
     except Exception as exc:
         log.exception("experiment %s failed", experiment_id)
-        return fail(settings, experiment_id, exc)
+        return fail(settings, group_id, exc)
     finally:
         set_current(None)
     if sink.lost:
         log.warning("experiment %s was given to another worker; this one let go", experiment_id)
         return Ending.lost
     if sink.interrupted:
-        return hand_back(settings, experiment_id)
-    return finish(settings, experiment_id, runs, result, sink.cancelled)
+        return hand_back(settings, group_id)
+    return finish(settings, group_id, runs, result, sink.cancelled)
 
 
 def finish(
-    settings: Settings, experiment_id: uuid.UUID, runs: RunIds, result: TrainResult, cancelled: bool
+    settings: Settings, group_id: uuid.UUID, runs: RunIds, result: TrainResult, cancelled: bool
 ) -> Ending:
     """Store each run's outcome and the experiment's final status."""
     outcomes = [
@@ -100,14 +104,16 @@ def finish(
         for run in result.runs
     ]
     with session_scope(settings.resolved_database_url) as session:
-        status = lifecycle.finish(session, experiment_id, WORKER_ID, cancelled, outcomes)
+        status = lifecycle.finish(
+            session, group_id, WORKER_ID, cancelled, outcomes, device=result.device
+        )
     return Ending.lost if status is None else Ending(status)
 
 
-def hand_back(settings: Settings, experiment_id: uuid.UUID) -> Ending:
-    """The worker is shutting down with the checkpoint stored: give the experiment back."""
+def hand_back(settings: Settings, group_id: uuid.UUID) -> Ending:
+    """The worker is shutting down with the checkpoint stored: give the group back."""
     with session_scope(settings.resolved_database_url) as session:
-        given = lifecycle.hand_back(session, experiment_id, WORKER_ID)
+        given = lifecycle.hand_back(session, group_id, WORKER_ID)
     return {
         lifecycle.HandBack.requeued: Ending.requeued,
         lifecycle.HandBack.cancelled: Ending.cancelled,
@@ -115,9 +121,9 @@ def hand_back(settings: Settings, experiment_id: uuid.UUID) -> Ending:
     }[given]
 
 
-def fail(settings: Settings, experiment_id: uuid.UUID, exc: BaseException) -> Ending:
+def fail(settings: Settings, group_id: uuid.UUID, exc: BaseException) -> Ending:
     """Record a readable error; the worker itself carries on with the next task."""
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     with session_scope(settings.resolved_database_url) as session:
-        failed = lifecycle.fail(session, experiment_id, WORKER_ID, detail)
+        failed = lifecycle.fail(session, group_id, WORKER_ID, detail)
     return Ending.failed if failed else Ending.lost

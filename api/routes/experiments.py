@@ -39,7 +39,7 @@ def submit_experiment(
 ) -> ExperimentPublic:
     """Validate a spec (or a preset with overrides), store it, and queue it for training."""
     spec, preset = resolve(body, settings)
-    experiment = service.create_experiment(session, spec, preset, owner)
+    experiment = service.create_experiment(session, spec, preset, owner, settings.seeds_per_group)
     service.enqueue(celery, experiment)
     response.headers["Location"] = f"/api/v1/experiments/{experiment.id}"
     return public(experiment)
