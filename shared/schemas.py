@@ -64,6 +64,8 @@ class ExperimentPublic(BaseModel):
     heartbeat_at: datetime | None
     queue: str
     spec: dict[str, Any]
+    # Set by the worker once it has the data: {requested, used, source, where, reason}.
+    dataset: dict[str, Any] | None = None
     runs: list[RunPublic]
     findings: dict[str, Any] | None = None
 

@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Curve, Experiment, Histogram, Metric, utcnow
 from worker.heartbeat import WORKER_ID, held_by_us, shutdown_requested
+from worker.training.resolve import DatasetChoice
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
 
 # How often the database is asked whether the experiment was cancelled.
@@ -54,6 +55,15 @@ class DatabaseSink:
             row["run_id"] = self.runs[(row.pop("variant"), row.pop("seed"))]
             rows.append(row)
         return rows
+
+    def on_dataset(self, choice: DatasetChoice) -> None:
+        with session_scope(self.url) as session:
+            ours = session.execute(
+                update(Experiment)
+                .where(*held_by_us(self.experiment_id))
+                .values(dataset=choice.to_dict())
+            )
+            self.lost = self.lost or not ours.rowcount
 
     # The trainer ends every flush with on_progress: rows are held until then and written with
     # the progress in one transaction, one commit per flush rather than four.

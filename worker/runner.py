@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
 from shared.spec import ExperimentSpec
+from worker.config import training_config
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, held_by_us, set_current
 from worker.reaper import settle
@@ -82,7 +83,8 @@ def run_experiment(settings: Settings, experiment_id: uuid.UUID) -> str:
         if resume is not None:
             log.info("experiment %s resumes from its checkpoint", experiment_id)
         sink = DatabaseSink(settings, experiment_id, runs)
-        result = train(spec, sink, device=spec.device, resume=resume, settings=settings)
+        config = training_config(settings)
+        result = train(spec, sink, device=spec.device, resume=resume, config=config)
     except Exception as exc:
         log.exception("experiment %s failed", experiment_id)
         fail(settings, experiment_id, exc)
