@@ -12,7 +12,7 @@ from fastapi import HTTPException, status
 from pydantic import ValidationError
 
 from shared.config import Settings
-from shared.datasets import CATALOG, DataSources, is_available, missing_message
+from shared.datasets import CATALOG, DataSources, is_available, missing_message, same_shape
 from shared.presets import PRESETS
 from shared.schemas import ExperimentCreate
 from shared.shapes import ModelShape, ShapeError, describe_model
@@ -83,11 +83,7 @@ def check_dataset(spec: ExperimentSpec, settings: Settings) -> None:
     loc: list[str | int] = ["body", "spec", "dataset"]
     if spec.dataset.fallback is not None:
         other = CATALOG[spec.dataset.fallback]
-        if (other.task, other.input_shape, other.num_outputs) != (
-            info.task,
-            info.input_shape,
-            info.num_outputs,
-        ):
+        if not same_shape(other, info):
             raise unprocessable(
                 f"fallback '{other.name}' does not fit in for '{info.name}': its inputs are "
                 f"{other.input_shape} with {other.num_outputs} outputs, not {info.input_shape} "

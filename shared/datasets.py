@@ -134,6 +134,11 @@ CATALOG: dict[str, DatasetInfo] = {
 }
 
 
+def same_shape(a: DatasetInfo, b: DatasetInfo) -> bool:
+    """Whether a model built for one data set trains on the other (a fallback must)."""
+    return (a.task, a.input_shape, a.num_outputs) == (b.task, b.input_shape, b.num_outputs)
+
+
 class DatasetUnavailable(Exception):
     """The data set's files are neither here nor downloadable; the message says what to do."""
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shared.datasets import DatasetUnavailable, DataSources, locate
+from shared.datasets import CATALOG, DatasetUnavailable, DataSources, locate, same_shape
 from shared.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ def resolve_dataset(
     `only`: the data set a checkpoint was trained on, so a resumed run never switches data.
     """
     names = [only] if only else [spec.name, *([spec.fallback] if spec.fallback else [])]
+    if not all(same_shape(CATALOG[name], CATALOG[spec.name]) for name in names):
+        raise ValueError(f"{names[-1]} cannot stand in for {spec.name}: not the same shape")
     errors: list[str] = []
     for name in names:
         try:
