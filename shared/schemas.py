@@ -48,6 +48,16 @@ class RunPublic(BaseModel):
     summary: dict[str, Any]
 
 
+class DatasetUsed(BaseModel):
+    """The data set a worker really trained on, where from, and why if not the one asked for."""
+
+    requested: str
+    used: str
+    source: str  # local | download | generated | shipped
+    where: str | None  # the folder read, or the mirror that served the files
+    reason: str | None  # why the spec's fallback stands in
+
+
 class ExperimentPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -64,8 +74,8 @@ class ExperimentPublic(BaseModel):
     heartbeat_at: datetime | None
     queue: str
     spec: dict[str, Any]
-    # Set by the worker once it has the data: {requested, used, source, where, reason}.
-    dataset: dict[str, Any] | None = None
+    # Set by the worker once it has the data.
+    dataset: DatasetUsed | None = None
     runs: list[RunPublic]
     findings: dict[str, Any] | None = None
 
