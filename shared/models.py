@@ -83,6 +83,8 @@ class Experiment(Base):
     )
     queue: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # The data set the worker really trained on: requested, used, source, where, reason.
+    dataset: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)

@@ -14,8 +14,6 @@ class Preset:
     name: str
     description: str
     spec: dict[str, Any]
-    # Used instead of spec["dataset"]["name"] when that data set is not on this machine.
-    fallback_dataset: str | None = None
 
     def spec_copy(self) -> dict[str, Any]:
         """A deep copy of the spec, safe to merge overrides into."""
@@ -47,7 +45,7 @@ PRESETS: dict[str, Preset] = {
             "SGD 0.01, batch 512, 2 epochs in lockstep, hidden layers probed every 10 steps.",
             {
                 "name": "seed-bn-mlp",
-                "dataset": {"name": "mnist"},
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
                 "variants": [
                     {"name": "plain", "model": _MLP},
                     {"name": "bn", "model": {**_MLP, "batchnorm": "before_activation"}},
@@ -55,7 +53,6 @@ PRESETS: dict[str, Preset] = {
                 "training": _ARTICLE_TRAINING,
                 "probes": _ARTICLE_PROBES,
             },
-            fallback_dataset="fashion-mnist",
         ),
         Preset(
             "seed-bn-cnn",
@@ -63,7 +60,7 @@ PRESETS: dict[str, Preset] = {
             "without and with BatchNorm2d after the second convolution.",
             {
                 "name": "seed-bn-cnn",
-                "dataset": {"name": "mnist"},
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
                 "variants": [
                     {
                         "name": "plain",
@@ -88,7 +85,6 @@ PRESETS: dict[str, Preset] = {
                 "training": _ARTICLE_TRAINING,
                 "probes": _ARTICLE_PROBES,
             },
-            fallback_dataset="fashion-mnist",
         ),
         Preset(
             "seed-dropout",

@@ -27,6 +27,9 @@ class DatasetSpec(Frozen):
     """Which data set, and the knobs of the synthetic ones."""
 
     name: DatasetName
+    # Trained on instead when `name` can be had neither locally nor by download (the presets:
+    # mnist, else fashion-mnist). The worker decides, and records on the experiment what it used.
+    fallback: DatasetName | None = None
     # Use only the first N training / test examples (small budgets, tests, teaching).
     train_size: int | None = Field(default=None, ge=1, le=100_000_000)
     test_size: int | None = Field(default=None, ge=1, le=100_000_000)
@@ -34,6 +37,12 @@ class DatasetSpec(Frozen):
     n: int = Field(default=50, ge=2, le=1_000_000)
     noise: float = Field(default=0.3, ge=0.0, le=100.0)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _fallback_differs(self) -> DatasetSpec:
+        if self.fallback == self.name:
+            raise ValueError("fallback must name another data set than name")
+        return self
 
 
 class MLPModel(Frozen):

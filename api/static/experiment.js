@@ -84,6 +84,13 @@
       times.push(`finished ${bn.when(e.finished_at)} (${bn.duration(took)})`);
     }
     $("times").textContent = times.join(" · ");
+    const d = e.dataset; // which data set the worker really used, and why
+    $("dataset").hidden = !d;
+    if (d) {
+      const from = d.where ? `${d.source}, ${d.where}` : d.source;
+      const instead = d.used !== d.requested ? ` instead of ${d.requested}: ${d.reason}` : "";
+      $("dataset").textContent = `data set: ${d.used} (${from})${instead}`;
+    }
     bn.showError($("error"), e.error || "");
     $("compare-link").href = `/compare?ids=${e.id}`;
   }
