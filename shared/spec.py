@@ -199,8 +199,11 @@ class UnitInputProbe(EveryProbe):
     """Percentiles of one unit's input to the last hidden activation (Ioffe & Szegedy, Fig. 1)."""
 
     unit: int = Field(default=0, ge=0, le=65535)
-    # Taken in eval mode on the first this-many test examples, the same ones every time.
+    # Taken on the first this-many test examples, the same ones every time.
     examples: int = Field(default=1000, ge=10, le=100_000)
+    # train: as the activation sees it while training (BN on these examples' own statistics);
+    # eval: through BN's running statistics.
+    mode: Literal["train", "eval"] = "train"
 
 
 class ProbeSpec(Frozen):

@@ -108,7 +108,7 @@ def test_norms_and_unit_input_percentiles_agree_with_direct_ones() -> None:
         net.hidden2_bn.weight.grad.norm().item()  # type: ignore[union-attr]
     )
     assert "grad_norm:output.linear.bias" not in found
-    percentiles = measures.unit_input(net, x, unit=2)
+    percentiles = measures.unit_input(net, x, unit=2, mode="eval")
     net.eval()
     with torch.no_grad():
         hidden1 = net.hidden1_act(net.hidden1_bn(net.hidden1_linear(x)))
@@ -117,6 +117,20 @@ def test_norms_and_unit_input_percentiles_agree_with_direct_ones() -> None:
     for p in (15, 50, 85):
         exact = torch.quantile(pre[:, 2].double(), p / 100).item()
         assert percentiles[f"unit_input_p{p}"].item() == pytest.approx(exact, rel=1e-6)
+    # Train mode: BatchNorm on the examples' own statistics, running statistics left alone.
+    net.train()
+    running = net.hidden2_bn.running_mean.clone()
+    seen = measures.unit_input(net, x, unit=2)
+    assert torch.equal(net.hidden2_bn.running_mean, running)
+    trained = copy.deepcopy(net)
+    with torch.no_grad():
+        pre = trained.hidden2_bn(
+            trained.hidden2_linear(
+                trained.hidden1_act(trained.hidden1_bn(trained.hidden1_linear(x)))
+            )
+        )
+    exact = torch.quantile(pre[:, 2].double(), 0.5).item()
+    assert seen["unit_input_p50"].item() == pytest.approx(exact, rel=1e-6)
 
 
 def test_probing_leaves_weights_buffers_gradients_and_rng_exactly_as_they_were() -> None:

@@ -13,7 +13,7 @@ training runs bit for bit as it would without the probes (tests/unit/test_landsc
   every layer below it takes a plain gradient step of size lr on the same batch.
 - norms: each layer's weight and the gradient of the training step just taken.
 - unit_input (Ioffe & Szegedy 2015, Fig. 1): 15th/50th/85th percentiles of one unit's input to
-  the last hidden activation, in eval mode on fixed test examples.
+  the last hidden activation, on the same test examples every time.
 """
 
 from __future__ import annotations
@@ -167,12 +167,22 @@ def norms(net: Net) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def unit_input(net: Net, x: torch.Tensor, unit: int) -> dict[str, torch.Tensor]:
-    """15th, 50th and 85th percentiles of one unit's input to the last hidden activation, in
-    eval mode (no BN batch statistics, no dropout, no noise); the unit is clamped to the width."""
+def unit_input(
+    net: Net, x: torch.Tensor, unit: int, mode: str = "train"
+) -> dict[str, torch.Tensor]:
+    """15th, 50th and 85th percentiles of one unit's input to the last hidden activation on x.
+
+    "train": as the activation sees it in training (BN on x's own statistics, dropout and noise
+    drawn), leaving running statistics and the RNG as they were; "eval": running statistics, no
+    dropout, no noise. The unit is clamped to the layer's width.
+    """
     was_training = net.training
-    net.eval()
-    _, outputs = net.forward_with_outputs(x)
+    net.train(mode == "train")
+    saved = [b.clone() for b in net.buffers()]
+    with frozen_randomness(x.device):
+        _, outputs = net.forward_with_outputs(x)
+    for buffer, value in zip(net.buffers(), saved, strict=True):
+        buffer.copy_(value)
     net.train(was_training)
     last = max(i for i, (name, _) in enumerate(outputs) if name.endswith(".act"))
     values = outputs[last - 1][1].reshape(len(x), -1)

@@ -56,7 +56,9 @@ class OptimisationProbes:
                 found.update(measures.norms(m.net))  # first: reads the step's own gradients
             if s.unit_input is not None and step % s.unit_input.every == 0:
                 x_test = self.test_inputs[m.normalize]
-                found.update(measures.unit_input(m.net, x_test, s.unit_input.unit))
+                found.update(
+                    measures.unit_input(m.net, x_test, s.unit_input.unit, s.unit_input.mode)
+                )
             landscape_due = s.landscape is not None and step % s.landscape.every == 0
             ics_due = s.ics is not None and step % s.ics.every == 0
             if landscape_due or ics_due:
