@@ -21,6 +21,7 @@ from api.plots.cache import cached_response
 from api.plots.params import PlotParamError
 from api.plots.registry import Plot
 from shared.models import Experiment
+from shared.schemas import PlotIndex
 
 router = APIRouter(prefix="/api/v1/experiments/{experiment_id}/plots", tags=["plots"])
 
@@ -76,7 +77,7 @@ def serve(
     return cached_response(request, key, finished, produce)
 
 
-@router.get("", responses={404: {}})
+@router.get("", response_model=PlotIndex, responses={404: {}})
 def plot_index(
     experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner, seed: SeedParam = None
 ) -> dict[str, Any]:
