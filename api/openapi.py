@@ -63,6 +63,17 @@ def error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
+def can_be_invalid(operation: dict[str, Any]) -> bool:
+    """Whether a request can fail validation: a body, or a parameter that is more than a string."""
+    if "requestBody" in operation:
+        return True
+    plain = {"type": "string"}
+    return any(
+        {k: v for k, v in p.get("schema", {}).items() if k != "title"} != plain
+        for p in operation.get("parameters", [])
+    )
+
+
 def annotate(schema: dict[str, Any]) -> None:
     """Add security schemes, 400/401/403/413 and error bodies to the operations they concern."""
     components = schema.setdefault("components", {})
@@ -85,6 +96,10 @@ def annotate(schema: dict[str, Any]) -> None:
                 # FastAPI's answer to a body json cannot even decode (not UTF-8, a number with
                 # thousands of digits); JSON that merely does not parse is a 422.
                 responses.setdefault("400", error("Body is not decodable JSON"))
+            default_422 = responses.get("422", {}).get("description") == "Validation Error"
+            if default_422 and not can_be_invalid(operation):
+                # FastAPI documents a 422 for any route with parameters, even plain strings.
+                del responses["422"]
             if "422" in responses and "content" not in responses["422"]:
                 # Every 422 of this API is FastAPI-shaped: {"detail": [{loc, msg, type}, ...]}.
                 responses["422"]["content"] = {"application/json": {"schema": VALIDATION_REF}}

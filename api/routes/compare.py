@@ -15,11 +15,12 @@ from api.plots import compare as plot_compare
 from api.plots.cache import cached_response
 from api.plots.catalog import PLOTS
 from api.plots.params import PlotParamError
-from api.routes.plots import RESPONSES, is_finished, unprocessable
+from api.routes.plots import is_finished, responses, unprocessable
 
 router = APIRouter(prefix="/api/v1/compare", tags=["plots"])
 
 MAX_IDS = 12
+FORMATS = ("png", "svg", "json")
 IdsParam = Annotated[
     str,
     Query(
@@ -46,7 +47,7 @@ def parse_ids(raw: list[str]) -> list[uuid.UUID]:
     return ids
 
 
-@router.get("/{name}.{fmt}", response_class=Response, responses=RESPONSES)
+@router.get("/{name}.{fmt}", response_class=Response, responses=responses(FORMATS))
 def compare_plot(
     name: Literal["loss", "eval"],
     fmt: Literal["png", "svg", "json"],

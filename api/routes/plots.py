@@ -8,6 +8,7 @@ One route per plot of api/plots/catalog.py, made by `add_plot_route`; nothing he
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -27,15 +28,18 @@ router = APIRouter(prefix="/api/v1/experiments/{experiment_id}/plots", tags=["pl
 
 SeedParam = Annotated[int | None, Query(ge=0, description="Which seed's runs; default the first")]
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {media: {} for media in MEDIA_TYPES.values()},
-        "description": "The plot, or with `.json` the data behind it",
-    },
-    304: {"description": "Not modified (If-None-Match matched the ETag)"},
-    404: {"description": "No such experiment"},
-    422: {"description": "A parameter names something that does not exist; lists what does"},
-}
+
+def responses(formats: Sequence[str]) -> dict[int | str, dict[str, Any]]:
+    """The answers of a plot route serving `formats`."""
+    return {
+        200: {
+            "content": {MEDIA_TYPES[fmt]: {} for fmt in formats},
+            "description": "The plot, or with `.json` the data behind it",
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        404: {"description": "No such experiment"},
+        422: {"description": "A parameter names something that does not exist; lists what does"},
+    }
 
 
 def is_finished(experiment: Experiment) -> bool:
@@ -112,7 +116,7 @@ def add_plot_route(router: APIRouter, plot: Plot[Any]) -> None:
         summary=f"{plot.name.capitalize()} plot",
         description=plot.summary,
         response_class=Response,
-        responses=RESPONSES,
+        responses=responses(plot.formats),
     )
 
 
