@@ -71,6 +71,8 @@ class Plot(Generic[P]):
     draw: Callable[[dict[str, Any]], Figure]
     animate: Callable[[dict[str, Any]], bytes] | None = None
     tasks: tuple[str, ...] = ()
+    # The spec's `probes` field (landscape, ics, ...) without which the plot has no data.
+    probe: str | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
