@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.spec import ExperimentSpec, MLPModel, ProbeSpec
+from tests.unit.test_training_loop import EVERY_STEP, StopAfter
 from worker.training import MemorySink, train
 from worker.training import landscape as measures
 from worker.training.lockstep import Member, make_optimizer
@@ -236,3 +237,20 @@ def test_noisy_batchnorm_shifts_every_training_step_and_not_in_eval() -> None:
     assert torch.equal(net(x), plain(x))
     with pytest.raises(ValueError, match="bn_noise needs batchnorm"):
         MLPModel(hidden=[4], bn_noise=1.0)
+
+
+def test_a_resumed_run_gives_the_same_probe_numbers() -> None:
+    every = {"every": 2}
+    spec = _spec(
+        {"every": 4, "landscape": every, "ics": every, "norms": every, "unit_input": every}
+    )
+    whole = MemorySink()
+    train(spec, whole, device="cpu", settings=EVERY_STEP)
+    first = StopAfter(7)
+    train(spec, first, device="cpu", settings=EVERY_STEP)
+    assert first.checkpoint is not None
+    second = MemorySink()
+    train(spec, second, device="cpu", resume=first.checkpoint, settings=EVERY_STEP)
+    table = {(p.variant, p.key, p.step): p.value for p in [*first.metrics, *second.metrics]}
+    assert table == {(p.variant, p.key, p.step): p.value for p in whole.metrics}
+    assert any(key == "landscape_beta" and step > 7 for _, key, step in table)
