@@ -9,8 +9,6 @@ from matplotlib.figure import Figure
 
 from api.plots.style import empty, new_figure, palette
 
-LINESTYLES = ("-", "--", ":", "-.")
-
 
 def _array(values: list[Any]) -> np.ndarray:
     return np.asarray(values, dtype=float)  # None becomes NaN: a gap
@@ -18,6 +16,12 @@ def _array(values: list[Any]) -> np.ndarray:
 
 def _colors(data: dict[str, Any]) -> dict[str, str]:
     return palette(data.get("variants") or [s["label"] for s in data["series"]])
+
+
+def _positive(series: list[dict[str, Any]], key: str) -> bool:
+    values = np.concatenate([_array(s[key]) for s in series])
+    values = values[np.isfinite(values)]
+    return bool(values.size) and bool((values > 0).all())
 
 
 def landscape(data: dict[str, Any]) -> Figure:
@@ -45,11 +49,13 @@ def landscape(data: dict[str, Any]) -> Figure:
         ax.set_ylabel(ylabel)
         if not any(s["steps"] for s in data["series"]):
             empty(ax)
+        elif _positive(data["series"], low):
+            ax.set_yscale("log")  # a plain deep net's band can be 100 times a BN net's
     multipliers = ", ".join(f"{m:g}" for m in data.get("multipliers", []))
     seeds = len(data.get("seeds", []))
     axes[0].set_title(
-        f"Landscape along the gradient: steps of ({multipliers}) x lr {data.get('lr', 0):g}; "
-        f"band = range over the step sizes, mean of {seeds} seed(s)"
+        f"Landscape along the gradient: steps of ({multipliers}) x lr {data.get('lr', 0):g}\n"
+        f"band: range over the step sizes; mean of {seeds} seed(s)"
     )
     axes[-1].set_xlabel("training step")
     if axes[0].get_legend_handles_labels()[0]:
@@ -58,26 +64,36 @@ def landscape(data: dict[str, Any]) -> Figure:
 
 
 def ics(data: dict[str, Any]) -> Figure:
-    """ICS by the gradient definition: per variant and layer, the l2 distance and the cosine of
-    a layer's gradient before and after the layers below it take their step."""
+    """ICS by the gradient definition: per variant, the l2 distance and the cosine of a layer's
+    gradient before and after the layers below it take their step; thin lines are the layers,
+    the thick one their mean."""
     fig = new_figure(8, 6.5)
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.08, top=0.93, hspace=0.3)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.08, top=0.9, hspace=0.3)
     top, bottom = fig.subplots(2, 1, sharex=True)
     colors = _colors(data)
-    styles: dict[str, str] = {}
+    by_variant: dict[str, list[dict[str, Any]]] = {}
     for s in data["series"]:
-        style = styles.setdefault(s["layer"], LINESTYLES[len(styles) % len(LINESTYLES)])
-        steps, line = _array(s["steps"]), {"color": colors[s["label"]], "linestyle": style}
-        label = f"{s['label']} {s['layer']}"
-        top.plot(steps, _array(s["l2"]), label=label, linewidth=1.1, **line)
-        bottom.plot(steps, _array(s["cosine"]), linewidth=1.1, **line)
+        by_variant.setdefault(s["label"], []).append(s)
+    for variant, layers in by_variant.items():
+        color = colors[variant]
+        for ax, key in ((top, "l2"), (bottom, "cosine")):
+            for s in layers:
+                ax.plot(_array(s["steps"]), _array(s[key]), color=color, alpha=0.3, linewidth=0.7)
+            steps = sorted({step for s in layers for step in s["steps"]})
+            values = [dict(zip(s["steps"], _array(s[key]), strict=True)) for s in layers]
+            mean = [np.nanmean([v.get(step, np.nan) for v in values]) for step in steps]
+            label = variant if ax is top else None
+            ax.plot(_array(steps), _array(mean), color=color, linewidth=1.8, label=label)
     if not any(s["steps"] for s in data["series"]):
         empty(top)
     seeds = len(data.get("seeds", []))
-    top.set_title(f"Internal covariate shift (Santurkar et al. Def. 2.1), mean of {seeds} seed(s)")
+    top.set_title(
+        "Internal covariate shift (Santurkar et al., Def. 2.1)\n"
+        f"thin: each layer; thick: mean over layers; mean of {seeds} seed(s)"
+    )
     top.set_ylabel("l2 distance of the gradients")
     bottom.set_ylabel("cosine of the gradients")
     bottom.set_xlabel("training step")
     if top.get_legend_handles_labels()[0]:
-        top.legend(loc="best", fontsize=7, ncol=2)
+        top.legend(loc="best")
     return fig
