@@ -50,6 +50,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     for module in (health, presets, experiments, runs, plots, compare, pages):
         app.include_router(module.router)

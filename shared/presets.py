@@ -35,6 +35,17 @@ _ARTICLE_TRAINING = {
 }
 _ARTICLE_PROBES = {"every": 10, "mode": "eval"}
 _REGRESSION_NET = {"kind": "mlp", "hidden": [100, 100]}
+# Ioffe & Szegedy (2015), Figure 1: three hidden layers of 100 sigmoid units.
+_FIG1_NET = {"kind": "mlp", "hidden": [100, 100, 100], "activation": "sigmoid"}
+_DEEP_MLP = {"kind": "mlp", "hidden": [48, 48, 48, 48, 24]}
+_BN = {"batchnorm": "before_activation"}
+# Santurkar et al. (2018): BN followed by noise whose mean and variance change every step.
+_NOISY_BN = {**_BN, "bn_noise": 0.5}
+_SMOOTHNESS_VARIANTS = [
+    {"name": f"{prefix}{name}", "model": {**net, **extra}}
+    for prefix, net in (("", _MLP), ("deep-", _DEEP_MLP))
+    for name, extra in (("plain", {}), ("bn", _BN), ("bn-noisy", _NOISY_BN))
+]
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -133,6 +144,53 @@ PRESETS: dict[str, Preset] = {
                     "seeds": [0],
                 },
                 "probes": {"every": 20, "mode": "eval"},
+            },
+        ),
+        Preset(
+            "bn-paper-fig1",
+            "Ioffe & Szegedy (2015), Figure 1: 3 hidden layers of 100 sigmoid units without and "
+            "with BatchNorm, batch 60, plain SGD; how much sooner BN reaches given test "
+            "accuracies, and how far the 15/50/85th percentiles of a unit's input to the last "
+            "sigmoid move over training.",
+            {
+                "name": "bn-paper-fig1",
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
+                "variants": [
+                    {"name": "plain", "model": _FIG1_NET},
+                    {"name": "bn", "model": {**_FIG1_NET, **_BN}},
+                ],
+                "training": {
+                    "epochs": 20,
+                    "batch_size": 60,
+                    "optimizer": {"name": "sgd", "lr": 0.5},
+                    "seeds": [0, 1, 2],
+                },
+                "probes": {"every": 1000, "mode": "eval", "unit_input": {"every": 100}},
+            },
+        ),
+        Preset(
+            "bn-smoothness",
+            "Santurkar et al. (2018): does BatchNorm steady distributions or smooth the loss? "
+            "The seed MLP and a deeper one, plain vs BN vs noisy BN, 3 seeds; the loss and "
+            "gradient along the gradient, and internal covariate shift by its gradient "
+            "definition.",
+            {
+                "name": "bn-smoothness",
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
+                "variants": _SMOOTHNESS_VARIANTS,
+                "training": {
+                    "epochs": 5,
+                    "batch_size": 128,
+                    "optimizer": {"name": "sgd", "lr": 0.2},
+                    "seeds": [0, 1, 2],
+                },
+                "probes": {
+                    "every": 50,
+                    "mode": "eval",
+                    "landscape": {"every": 10},
+                    "ics": {"every": 10},
+                    "norms": {"every": 10},
+                },
             },
         ),
     ]

@@ -12,7 +12,7 @@ from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
 from shared import results
 from shared.models import Experiment
-from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic
+from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic, Findings
 from shared.status import ExperimentStatus
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
@@ -77,7 +77,7 @@ def cancel_experiment(
     return public(service.cancel_experiment(session, experiment))
 
 
-@router.get("/{experiment_id}/findings", responses={404: {}})
+@router.get("/{experiment_id}/findings", response_model=Findings, responses={404: {}})
 def get_findings(
     experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
 ) -> dict[str, Any]:

@@ -13,9 +13,11 @@
     distributions: ["layer", "seed"],
     eval: [],
     fit: ["epoch", "seed"],
+    landscape: [],
+    ics: [],
   };
   // The order on the page: the dropout study's fit first, then loss beside the distributions.
-  const order = ["fit", "loss", "distributions", "activations", "eval"];
+  const order = ["fit", "loss", "distributions", "activations", "eval", "landscape", "ics"];
   const wide = new Set(["activations", "eval"]);
   let last = null; // the experiment as last drawn
   let round = 0;

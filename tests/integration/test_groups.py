@@ -51,9 +51,7 @@ def test_the_seed_groups_of_one_experiment_are_trained_by_both_workers(two_worke
     assert {run["device"] for run in final["runs"]} == {"cpu"}
     stored = []
     for run in final["runs"]:
-        _, metrics = two_workers.request(
-            "GET", f"/api/v1/runs/{run['id']}/metrics?key=train_loss"
-        )
+        _, metrics = two_workers.request("GET", f"/api/v1/runs/{run['id']}/metrics?key=train_loss")
         stored.append(metrics["series"]["train_loss"]["steps"])
     assert stored[0] and len(stored[0]) % 12 == 0, "twelve epochs of whole steps"
     assert all(steps == list(range(1, len(stored[0]) + 1)) for steps in stored), "a step twice"

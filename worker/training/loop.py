@@ -26,6 +26,7 @@ from worker.training.lockstep import (
     train_step,
 )
 from worker.training.models import derive_seed
+from worker.training.optics import OptimisationProbes
 from worker.training.probes import Prober
 from worker.training.recorder import Recorder, RunBook
 from worker.training.resolve import DatasetChoice, resolve_dataset
@@ -74,6 +75,7 @@ class _Seed:
     epoch: int = 0
     step_in_epoch: int = 0
     order: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    optics: OptimisationProbes | None = None
 
 
 class _Trainer:
@@ -120,6 +122,8 @@ class _Trainer:
         books = {m.name: self.books[(m.name, seed)] for m in members}
         prober = Prober(self.spec.probes)
         run = _Seed(index, members, prober, Recorder(books, prober), torch.Generator())
+        tests = {False: self.data.x_test, True: self.normalized.x_test}
+        run.optics = OptimisationProbes.of(self.spec.probes, self.loss_fn, tests)
         resumed_epoch = None
         if position is None:
             run.generator.manual_seed(derive_seed(seed, 1))
@@ -178,6 +182,8 @@ class _Trainer:
             batches = [(m.name, m.net, inputs[m.normalize]) for m in active]
             seed = self.spec.training.seeds[run.index]
             run.recorder.capture(run.prober.capture(seed, step, batches))
+        if run.optics is not None and run.optics.due(step):
+            run.optics.measure(step, active, inputs, y, run.recorder)
         if step % CHECK_EVERY == 0:
             diverged = run.recorder.find_divergence([m.name for m in active])
             for name, bad_step in diverged.items():
