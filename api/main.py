@@ -15,8 +15,20 @@ from api.auth import AuthMiddleware
 from api.docs import mount_docs
 from api.errors import http_error, validation_error
 from api.limits import BodyLimitMiddleware
+from api.observability import RequestMetricsMiddleware
+from api.observability import router as prometheus
 from api.pages import routes as pages
-from api.routes import compare, experiments, exports, health, plots, presets, runs, session
+from api.routes import (
+    compare,
+    experiments,
+    exports,
+    health,
+    plots,
+    presets,
+    runs,
+    session,
+    workers,
+)
 from shared.broker import make_celery
 from shared.config import get_settings
 from shared.logs import configure_logging
@@ -50,15 +62,18 @@ def create_app() -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    for module in (health, presets, experiments, runs, plots, compare, exports, pages):
+    for module in (health, presets, experiments, runs, plots, compare, exports, workers, pages):
         app.include_router(module.router)
     app.include_router(session.router)
+    app.include_router(prometheus)
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     # Added last, so outermost: an oversized body is refused before anything else looks at it.
     app.add_middleware(AuthMiddleware)
     app.add_middleware(BodyLimitMiddleware)
+    # Outermost of all, so that refusals (401, 413) are counted too; it never reads a body.
+    app.add_middleware(RequestMetricsMiddleware)
     openapi.install(app)
     return app
 

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, StreamingResponse
@@ -17,8 +18,14 @@ from api.exports.tables import csv_stream, run_refs
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["exports"])
 
-CSV = {200: {"content": {"text/csv": {}}, "description": "CSV, streamed"}, 404: {}}
-ZIP = {200: {"content": {"application/zip": {}}, "description": "a zip of event files"}, 404: {}}
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV, streamed"},
+    404: {},
+}
+ZIP: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "a zip of event files"},
+    404: {},
+}
 
 
 def _attachment(name: str) -> dict[str, str]:

@@ -1,0 +1,69 @@
+"""What each beat adds to the worker's row for the fleet view: host, device, what it trains and
+how fast (optimizer steps, one per variant per batch, from the stored train_loss steps)."""
+
+from __future__ import annotations
+
+import functools
+import socket
+import time
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from shared.fleet import PRUNE_AFTER
+from shared.models import Metric, Run, WorkerBeat
+
+
+@functools.cache
+def device_name(queues: tuple[str, ...]) -> str:
+    """'cpu', or the CUDA device's name when this worker may train on a GPU."""
+    if "gpu" not in queues and "any" not in queues:
+        return "cpu"
+    import torch  # a worker has it loaded already; the solo pool never forks after this
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+class _Speed:
+    """Steps counted at the previous beat, per run, and when."""
+
+    experiment: uuid.UUID | None = None
+    steps: dict[uuid.UUID, int] = {}
+    at = 0.0
+    total = 0
+
+
+def steps_done(session: Session, experiment_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Each run's last stored training step (the primary key's last entry: no scan)."""
+    run_ids = session.scalars(select(Run.id).where(Run.experiment_id == experiment_id)).all()
+    done = {}
+    for run_id in run_ids:
+        last = session.scalar(
+            select(func.max(Metric.step)).where(Metric.run_id == run_id, Metric.key == "train_loss")
+        )
+        done[run_id] = int(last or 0)
+    return done
+
+
+def record(session: Session, row: WorkerBeat, current: uuid.UUID | None, now: datetime) -> None:
+    """Fill the fleet columns of this worker's row, and prune workers long gone."""
+    row.host = socket.gethostname()
+    row.device = device_name(tuple(row.queues.split(",")))
+    row.experiment_id = current
+    clock = time.monotonic()
+    if current is None:
+        _Speed.experiment, _Speed.steps = None, {}
+        row.steps_per_s = None
+    else:
+        done = steps_done(session, current)
+        if _Speed.experiment == current and clock > _Speed.at:
+            # A resumed run steps back to its checkpoint: that is no negative speed.
+            new = sum(max(0, n - _Speed.steps.get(run, 0)) for run, n in done.items())
+            _Speed.total += new
+            row.steps_per_s = new / (clock - _Speed.at)
+        _Speed.experiment, _Speed.steps = current, done
+    _Speed.at = clock
+    row.steps_total = _Speed.total
+    session.execute(delete(WorkerBeat).where(WorkerBeat.last_seen < now - PRUNE_AFTER))
