@@ -10,7 +10,13 @@ import time
 from collections.abc import Iterable
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client import generate_latest as render
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -23,6 +29,8 @@ from api.routes.workers import queue_depths
 from shared.fleet import read_workers
 from shared.models import Experiment, ExperimentStatus
 
+# The *_created series only repeat process start times; leave them out of the scrape.
+disable_created_metrics()
 HTTP = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
     "bnlab_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=HTTP

@@ -151,11 +151,14 @@ class Client:
         timeout_s: float | None = None,
         on_update: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the experiment finishes; with progress=True draw a live bar on stderr."""
+        """Poll until the experiment finishes; with progress=True draw live bars on stderr.
+
+        `on_update` sees the experiment at every poll (and may raise to stop waiting).
+        """
         if progress:
             from bnlab_client.progress import watch
 
-            return watch(self, experiment_id, poll_s=poll_s, timeout_s=timeout_s)
+            return watch(self, experiment_id, poll_s, timeout_s, on_update=on_update)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             experiment = self.experiment(experiment_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -67,6 +68,7 @@ def watch(
     poll_s: float = 1.0,
     timeout_s: float | None = None,
     console: Console | None = None,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Draw the experiment's progress until it finishes; returns the finished experiment."""
     console = console or Console(stderr=True)
@@ -91,6 +93,8 @@ def watch(
                 for run in group:
                     losses.update(run)
                 bar.update(tasks[seed], completed=fraction, status=losses.text(group))
+            if on_update:
+                on_update(experiment)
             if experiment["status"] in FINISHED:
                 break
             if deadline is not None and time.monotonic() > deadline:

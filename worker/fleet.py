@@ -47,20 +47,26 @@ def steps_done(session: Session, experiment_id: uuid.UUID) -> dict[uuid.UUID, in
     return done
 
 
+def _new_steps(done: dict[uuid.UUID, int]) -> int:
+    # A resumed run steps back to its checkpoint: that is no negative speed.
+    return sum(max(0, n - _Speed.steps.get(run, 0)) for run, n in done.items())
+
+
 def record(session: Session, row: WorkerBeat, current: uuid.UUID | None, now: datetime) -> None:
     """Fill the fleet columns of this worker's row, and prune workers long gone."""
     row.host = socket.gethostname()
     row.device = device_name(tuple(row.queues.split(",")))
     row.experiment_id = current
     clock = time.monotonic()
-    if current is None:
+    if _Speed.experiment is not None and _Speed.experiment != current:
+        # The last stretch of the experiment that just ended still counts.
+        _Speed.total += _new_steps(steps_done(session, _Speed.experiment))
         _Speed.experiment, _Speed.steps = None, {}
-        row.steps_per_s = None
-    else:
+    row.steps_per_s = None
+    if current is not None:
         done = steps_done(session, current)
         if _Speed.experiment == current and clock > _Speed.at:
-            # A resumed run steps back to its checkpoint: that is no negative speed.
-            new = sum(max(0, n - _Speed.steps.get(run, 0)) for run, n in done.items())
+            new = _new_steps(done)
             _Speed.total += new
             row.steps_per_s = new / (clock - _Speed.at)
         _Speed.experiment, _Speed.steps = current, done
