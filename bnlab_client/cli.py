@@ -173,7 +173,10 @@ def cancel(experiment_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Cancel: a queued experiment never starts, a running one stops within a step."""
     with client() as api:
         experiment = api.cancel(experiment_id)
-    err.print(f"{experiment_id}: {experiment['status']}")
+    if experiment["status"] == "running":
+        err.print(f"{experiment_id}: cancelling (it stops within a step and a flush)")
+    else:
+        err.print(f"{experiment_id}: {experiment['status']}")
 
 
 @app.command()
