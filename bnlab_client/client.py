@@ -35,6 +35,13 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text.strip() or response.reason_phrase
     detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI's own validation errors: say where and what
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}"
+            if isinstance(e, dict)
+            else str(e)
+            for e in detail
+        )
     return detail if isinstance(detail, str) else str(detail)
 
 
@@ -127,7 +134,9 @@ class Client:
         """Submit a preset (with overrides deep-merged into it) or a full spec; the experiment."""
         if (preset is None) == (spec is None):
             raise ValueError("give either preset= (and overrides=) or spec=")
-        body = {"spec": spec} if spec is not None else {"preset": preset, "overrides": overrides}
+        body = (
+            {"spec": spec} if spec is not None else {"preset": preset, "overrides": overrides or {}}
+        )
         return dict(self.json("POST", "/api/v1/experiments", json=body))
 
     def experiment(self, experiment_id: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.table import Table
+from rich.table import Column, Table
 
 
 def _num(value: Any) -> str:
@@ -25,7 +25,9 @@ def _spread(found: dict[str, Any]) -> str:
 
 
 def experiments_table(experiments: list[dict[str, Any]]) -> Table:
-    table = Table("id", "name", "preset", "status", "progress", "created")
+    table = Table(Column("id", no_wrap=True, min_width=36), "name", "preset", "status")
+    table.add_column("progress")
+    table.add_column("created")
     for e in experiments:
         table.add_row(
             e["id"],
@@ -40,7 +42,8 @@ def experiments_table(experiments: list[dict[str, Any]]) -> Table:
 
 def runs_table(runs: list[dict[str, Any]]) -> Table:
     keys = sorted({k for run in runs for k, v in (run.get("summary") or {}).items() if _scalar(v)})
-    table = Table("run", "variant", "seed", "status", *keys, title="runs")
+    run = Column("run", no_wrap=True, min_width=36)
+    table = Table(run, "variant", "seed", "status", *keys, title="runs")
     for run in runs:
         summary = run.get("summary") or {}
         table.add_row(

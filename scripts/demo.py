@@ -35,6 +35,7 @@ def check_processes(stack: Stack) -> Callable[[dict[str, Any]], None]:
 
 def main() -> int:
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the client's every request
     port = int(os.environ.get("BNLAB_DEMO_PORT", "8000"))
     stack = Stack(env={}, port=port, log_dir=LOGS)
     print(f"Starting bnlab on {stack.url} (SQLite and a filesystem broker under .data/) ...")

@@ -82,3 +82,14 @@ def test_metrics_as_rows_and_pandas() -> None:
     else:
         frame = metrics.to_pandas()
         assert list(frame.columns) == ["key", "step", "value"] and len(frame) == 3
+
+
+def test_validation_errors_read_as_field_and_message() -> None:
+    import httpx
+
+    from bnlab_client.client import _detail
+
+    body = {"detail": [{"loc": ["body", "overrides"], "msg": "Input should be a valid dictionary"}]}
+    response = httpx.Response(422, json=body)
+    assert _detail(response) == "body.overrides: Input should be a valid dictionary"
+    assert _detail(httpx.Response(404, json={"detail": "no experiment x"})) == "no experiment x"
