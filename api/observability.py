@@ -27,7 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import CeleryDep, SessionDep, SettingsDep
 from api.routes.workers import queue_depths
 from shared.fleet import read_workers
-from shared.models import Experiment, ExperimentStatus
+from shared.models import Experiment
+from shared.status import ExperimentStatus
 
 # The *_created series only repeat process start times; leave them out of the scrape.
 disable_created_metrics()
@@ -85,7 +86,7 @@ def prometheus(session: SessionDep, settings: SettingsDep, celery: CeleryDep) ->
     )
     experiments = GaugeMetricFamily("bnlab_experiments", "Experiments by status", labels=["status"])
     for status in ExperimentStatus:
-        experiments.add_metric([status.value], counts.get(status.value, 0))
+        experiments.add_metric([status.value], counts.get(status, 0))
     depth = GaugeMetricFamily("bnlab_queue_depth", "Messages waiting per queue", labels=["queue"])
     for queue, count in queue_depths(celery).items():
         if count is not None:

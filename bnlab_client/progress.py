@@ -22,11 +22,24 @@ if TYPE_CHECKING:
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
-def seed_fractions(experiment: dict[str, Any]) -> dict[int, float]:
-    """Each seed's share done: the worker trains the seeds one after another, in spec order."""
-    seeds = list(dict.fromkeys(run["seed"] for run in experiment["runs"]))
-    total = experiment["progress"] * len(seeds)
-    return {seed: min(1.0, max(0.0, total - i)) for i, seed in enumerate(seeds)}
+def seed_groups(experiment: dict[str, Any]) -> dict[str, tuple[float, list[dict[str, Any]]]]:
+    """Each seed group's label, share done and runs: a group trains its seeds on one worker.
+
+    An API without groups trains the seeds one after another, in spec order.
+    """
+    runs = experiment["runs"]
+    groups = experiment.get("groups") or [
+        {"seeds": [seed], "progress": None} for seed in dict.fromkeys(r["seed"] for r in runs)
+    ]
+    found = {}
+    for i, group in enumerate(groups):
+        seeds = group["seeds"]
+        fraction = group["progress"]
+        if fraction is None:
+            fraction = min(1.0, max(0.0, experiment["progress"] * len(groups) - i))
+        label = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+        found[label] = (fraction, [r for r in runs if r["seed"] in seeds])
+    return found
 
 
 class LossTracker:
@@ -83,16 +96,15 @@ def watch(
     )
     experiment = client.experiment(experiment_id)
     console.print(f"[bold]{experiment['name']}[/] {experiment_id} ({experiment['status']})")
-    tasks: dict[int, TaskID] = {}
+    tasks: dict[str, TaskID] = {}
     with Progress(*columns, console=console, transient=False) as bar:
-        for seed in seed_fractions(experiment):
-            tasks[seed] = bar.add_task(f"seed {seed}", total=1.0, status="queued")
+        for label in seed_groups(experiment):
+            tasks[label] = bar.add_task(label, total=1.0, status="queued")
         while True:
-            for seed, fraction in seed_fractions(experiment).items():
-                group = [run for run in experiment["runs"] if run["seed"] == seed]
-                for run in group:
+            for label, (fraction, runs) in seed_groups(experiment).items():
+                for run in runs:
                     losses.update(run)
-                bar.update(tasks[seed], completed=fraction, status=losses.text(group))
+                bar.update(tasks[label], completed=fraction, status=losses.text(runs))
             if on_update:
                 on_update(experiment)
             if experiment["status"] in FINISHED:

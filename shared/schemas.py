@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.spec import ExperimentSpec
+from shared.status import ExperimentStatus, RunStatus
 
 
 class ExperimentCreate(BaseModel):
@@ -43,9 +44,27 @@ class RunPublic(BaseModel):
     id: uuid.UUID
     variant: str
     seed: int
-    status: str
+    status: RunStatus
     diverged_step: int | None
     summary: dict[str, Any]
+    worker: str | None = Field(default=None, description="the worker that trained it last")
+    device: str | None = Field(default=None, description="cpu, or the CUDA device's name")
+
+
+class SeedGroupPublic(BaseModel):
+    """Some of the experiment's seeds, trained by one worker as a unit."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    seeds: list[int]
+    status: ExperimentStatus
+    progress: float
+    attempt: int
+    worker: str | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class ExperimentPublic(BaseModel):
@@ -54,7 +73,7 @@ class ExperimentPublic(BaseModel):
     id: uuid.UUID
     name: str
     preset: str | None
-    status: str
+    status: ExperimentStatus
     progress: float
     attempt: int
     error: str | None
@@ -65,6 +84,7 @@ class ExperimentPublic(BaseModel):
     queue: str
     spec: dict[str, Any]
     runs: list[RunPublic]
+    groups: list[SeedGroupPublic]
     findings: dict[str, Any] | None = None
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from shared.fleet import PRUNE_AFTER
-from shared.models import Metric, Run, WorkerBeat
+from shared.models import Metric, Run, SeedGroup, WorkerBeat
 
 
 @functools.cache
@@ -27,17 +27,17 @@ def device_name(queues: tuple[str, ...]) -> str:
 
 
 class _Speed:
-    """Steps counted at the previous beat, per run, and when."""
+    """Steps counted at the previous beat, per run of the group trained then, and when."""
 
-    experiment: uuid.UUID | None = None
+    group: uuid.UUID | None = None
     steps: dict[uuid.UUID, int] = {}
     at = 0.0
     total = 0
 
 
-def steps_done(session: Session, experiment_id: uuid.UUID) -> dict[uuid.UUID, int]:
+def steps_done(session: Session, group_id: uuid.UUID) -> dict[uuid.UUID, int]:
     """Each run's last stored training step (the primary key's last entry: no scan)."""
-    run_ids = session.scalars(select(Run.id).where(Run.experiment_id == experiment_id)).all()
+    run_ids = session.scalars(select(Run.id).where(Run.group_id == group_id)).all()
     done = {}
     for run_id in run_ids:
         last = session.scalar(
@@ -53,23 +53,27 @@ def _new_steps(done: dict[uuid.UUID, int]) -> int:
 
 
 def record(session: Session, row: WorkerBeat, current: uuid.UUID | None, now: datetime) -> None:
-    """Fill the fleet columns of this worker's row, and prune workers long gone."""
+    """Fill the fleet columns of this worker's row, and prune workers long gone.
+
+    `current` is the seed group this worker trains (None when idle).
+    """
     row.host = socket.gethostname()
     row.device = device_name(tuple(row.queues.split(",")))
-    row.experiment_id = current
+    group = session.get(SeedGroup, current) if current is not None else None
+    row.experiment_id = group.experiment_id if group is not None else None
     clock = time.monotonic()
-    if _Speed.experiment is not None and _Speed.experiment != current:
-        # The last stretch of the experiment that just ended still counts.
-        _Speed.total += _new_steps(steps_done(session, _Speed.experiment))
-        _Speed.experiment, _Speed.steps = None, {}
+    if _Speed.group is not None and _Speed.group != current:
+        # The last stretch of the group that just ended still counts.
+        _Speed.total += _new_steps(steps_done(session, _Speed.group))
+        _Speed.group, _Speed.steps = None, {}
     row.steps_per_s = None
     if current is not None:
         done = steps_done(session, current)
-        if _Speed.experiment == current and clock > _Speed.at:
+        if _Speed.group == current and clock > _Speed.at:
             new = _new_steps(done)
             _Speed.total += new
             row.steps_per_s = new / (clock - _Speed.at)
-        _Speed.experiment, _Speed.steps = current, done
+        _Speed.group, _Speed.steps = current, done
     _Speed.at = clock
     row.steps_total = _Speed.total
     session.execute(delete(WorkerBeat).where(WorkerBeat.last_seen < now - PRUNE_AFTER))

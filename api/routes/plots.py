@@ -45,7 +45,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def is_finished(experiment: Experiment) -> bool:
     """Whether the experiment's results can no longer change."""
-    return experiment.status not in ("queued", "running")
+    return experiment.status.finished
 
 
 def unprocessable(exc: PlotParamError) -> HTTPException:
