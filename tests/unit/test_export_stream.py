@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -14,6 +16,8 @@ from api.exports.tables import RunRef, csv_stream
 from shared.db import session_scope
 from shared.models import Experiment, Metric, Run
 from tests.migration_check import upgrade_and_diff
+
+ROOT = Path(__file__).resolve().parents[2]
 
 POINTS = 100_000
 
@@ -57,3 +61,14 @@ def test_a_large_export_streams_in_bounded_memory(tmp_path: Path) -> None:
         str(POINTS - 1),
         repr((POINTS - 1) / 7),
     ]
+
+
+def test_the_api_loads_tensorboard_only_for_that_export() -> None:
+    probe = (
+        "import sys, api.main; "
+        "print(sorted(m for m in ('tensorboard', 'torch', 'google.protobuf') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
