@@ -23,7 +23,10 @@ def device_name(queues: tuple[str, ...]) -> str:
         return "cpu"
     import torch  # a worker has it loaded already; the solo pool never forks after this
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    try:
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    except RuntimeError:  # a broken driver must not stop the heartbeat that carries this
+        return "unknown"
 
 
 class _Speed:
