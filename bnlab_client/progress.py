@@ -16,10 +16,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from bnlab_client.client import FINISHED
+
 if TYPE_CHECKING:
     from bnlab_client.client import Client
-
-FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def seed_groups(experiment: dict[str, Any]) -> dict[str, tuple[float, list[dict[str, Any]]]]:

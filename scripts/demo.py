@@ -12,6 +12,7 @@ from typing import Any
 from bnlab_client import ApiError, Client
 from scripts.stack import ROOT, Stack
 from shared.logs import configure_logging
+from shared.status import ExperimentStatus
 
 log = logging.getLogger("demo")
 
@@ -79,7 +80,7 @@ def run_demo(stack: Stack) -> int:
     print("Serving until Ctrl-C.")
     while all(p.poll() is None for p in stack.processes.values()):
         time.sleep(1)
-    return 0 if experiment["status"] == "succeeded" else 1
+    return 0 if experiment["status"] == ExperimentStatus.succeeded else 1
 
 
 if __name__ == "__main__":

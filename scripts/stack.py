@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.config import Settings
+from shared.status import ExperimentStatus
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             _, experiment = self.request("GET", f"/api/v1/experiments/{experiment_id}")
-            if experiment["status"] not in ("queued", "running"):
+            if ExperimentStatus(experiment["status"]).finished:
                 return dict(experiment)
             time.sleep(0.1)
         raise TimeoutError(f"experiment {experiment_id} still running after {timeout_s} s")

@@ -226,7 +226,12 @@ def request_cancel(session: Session, experiment: Experiment) -> ExperimentStatus
         )
     ).all()
     for group_id in queued:
-        settle(session, group_id, (SeedGroup.status == ExperimentStatus.queued,), "cancelled")
+        settle(
+            session,
+            group_id,
+            (SeedGroup.status == ExperimentStatus.queued,),
+            ExperimentStatus.cancelled,
+        )
     status = roll_up(session, locked)
     log.info("experiment %s: cancel requested; now %s", experiment.id, status)
     return status
@@ -276,7 +281,7 @@ def settle(
     session: Session,
     group_id: uuid.UUID,
     where: tuple[Any, ...],
-    status: ExperimentStatus | str,
+    status: ExperimentStatus,
     **values: Any,
 ) -> bool:
     """End a group nobody trains any more, if `where` still holds, and roll its experiment up.
@@ -284,7 +289,6 @@ def settle(
     Its rows so far are kept and its checkpoint dropped; runs that never finished end with the
     same status, finished ones keep theirs. The caller holds the experiment's lock.
     """
-    status = ExperimentStatus(status)
     ended = _changed(
         session.execute(
             update(SeedGroup)
@@ -312,7 +316,9 @@ def fail(session: Session, group_id: uuid.UUID, worker: str, error: str) -> bool
     if experiment_id is None:
         return False
     _lock(session, experiment_id)
-    return settle(session, group_id, held_by(group_id, worker), "failed", error=error)
+    return settle(
+        session, group_id, held_by(group_id, worker), ExperimentStatus.failed, error=error
+    )
 
 
 def hand_back(session: Session, group_id: uuid.UUID, worker: str) -> HandBack:
@@ -326,7 +332,9 @@ def hand_back(session: Session, group_id: uuid.UUID, worker: str) -> HandBack:
         return HandBack.not_held
     experiment = _lock(session, experiment_id)
     running = (*held_by(group_id, worker), SeedGroup.status == ExperimentStatus.running)
-    if experiment.cancel_requested and settle(session, group_id, running, "cancelled"):
+    if experiment.cancel_requested and settle(
+        session, group_id, running, ExperimentStatus.cancelled
+    ):
         log.info("seed group %s cancelled at shutdown", group_id)
         return HandBack.cancelled
     requeued = _changed(
@@ -365,7 +373,7 @@ def close_cancelled(session: Session, stale_before: datetime) -> list[uuid.UUID]
     closed = []
     for group_id, experiment_id in rows:
         _lock(session, experiment_id)
-        if settle(session, group_id, (orphaned,), "cancelled"):
+        if settle(session, group_id, (orphaned,), ExperimentStatus.cancelled):
             log.warning("seed group %s was cancelled while it had no worker", group_id)
             closed.append(group_id)
     return closed
@@ -398,7 +406,14 @@ def requeue_stale(
                 f"its worker was lost {losses} times mid-run (killed, or out of memory?); "
                 "not retried again (BNLAB_MAX_WORKER_LOSSES)"
             )
-            if settle(session, group_id, still_stale, "failed", worker_losses=losses, error=error):
+            if settle(
+                session,
+                group_id,
+                still_stale,
+                ExperimentStatus.failed,
+                worker_losses=losses,
+                error=error,
+            ):
                 log.error("seed group %s lost its worker %d times; failed", group_id, losses)
             continue
         reset = _changed(
