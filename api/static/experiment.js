@@ -109,6 +109,8 @@
           bn.el("td", {}, r.variant),
           bn.el("td", { className: "num" }, String(r.seed)),
           bn.el("td", {}, bn.el("span", { className: `status ${r.status}` }, r.status)),
+          // Seed groups spread over workers: which one trained this run, and on what.
+          bn.el("td", { className: "muted" }, r.worker ? `${r.worker} (${r.device || "?"})` : "–"),
           bn.el("td", { className: "muted" }, summary),
           bn.el(
             "td",
