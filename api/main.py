@@ -16,7 +16,7 @@ from api.docs import mount_docs
 from api.errors import domain_error, http_error, validation_error
 from api.limits import BodyLimitMiddleware
 from api.pages import routes as pages
-from api.routes import compare, experiments, health, plots, presets, runs, session
+from api.routes import compare, experiments, health, plots, presets, runs, session, sweeps
 from shared.broker import make_celery
 from shared.config import get_settings
 from shared.errors import DomainError
@@ -54,6 +54,8 @@ def create_app() -> FastAPI:
     for module in (health, presets, experiments, runs, plots, compare, pages):
         app.include_router(module.router)
     app.include_router(session.router)
+    app.include_router(sweeps.router)
+    app.include_router(sweeps.presets_router)
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

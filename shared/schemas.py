@@ -66,6 +66,9 @@ class ExperimentPublic(BaseModel):
     spec: dict[str, Any]
     runs: list[RunPublic]
     findings: dict[str, Any] | None = None
+    # The sweep this experiment is a point of, and its value on each axis.
+    sweep_id: uuid.UUID | None = None
+    sweep_values: dict[str, Any] | None = None
 
 
 class ExperimentPage(BaseModel):
