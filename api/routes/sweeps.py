@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api import sweep_service
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
+from api.plots import MEDIA_TYPES, sensitivity
+from api.plots.cache import cached_response
+from api.plots.params import PlotParamError
+from api.plots.render import to_bytes
 from shared.errors import InvalidInput
 from shared.models import Experiment, Sweep, utcnow
 from shared.schemas import ErrorMessage
 from shared.status import ExperimentStatus
-from shared.sweep_findings import sweep_findings
+from shared.sweep_findings import METRICS, sweep_findings
 from shared.sweep_presets import SWEEP_PRESETS
 from shared.sweep_schemas import (
     SweepCreate,
@@ -32,6 +37,11 @@ presets_router = APIRouter(prefix="/api/v1/sweep-presets", tags=["sweeps"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorMessage, "description": "No such sweep"}
 }
+
+
+def unprocessable(exc: PlotParamError) -> HTTPException:
+    """The 422 for a plot parameter, listing the values that exist."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.detail())
 
 
 def seconds_left(
@@ -195,3 +205,50 @@ def list_sweep_presets() -> list[SweepPresetPublic]:
         SweepPresetPublic(name=p.name, description=p.description, body=p.body)
         for p in SWEEP_PRESETS.values()
     ]
+
+
+@router.get(
+    "/{sweep_id}/plots/sensitivity.{fmt}",
+    response_class=Response,
+    operation_id="sweeps-plot-sensitivity",
+    responses={
+        200: {
+            "content": {MEDIA_TYPES[f]: {} for f in ("png", "svg", "json")},
+            "description": "The plot, or with `.json` the data behind it",
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        **NOT_FOUND,
+        422: {"description": "An unknown metric or axis; lists what exists"},
+    },
+)
+def sensitivity_plot(
+    sweep_id: uuid.UUID,
+    fmt: Literal["png", "svg", "json"],
+    request: Request,
+    session: SessionDep,
+    owner: CurrentOwner,
+    metric: Annotated[
+        str | None, Query(max_length=64, description="Default: test_accuracy, else test_loss")
+    ] = None,
+    axis: Annotated[
+        str | None, Query(max_length=200, description="Plot against this axis (lines)")
+    ] = None,
+) -> Response:
+    """The final metric against an axis per variant (min..max across seeds, divergences
+    marked; log x over a decade or more); with two axes, a heatmap per variant."""
+    sweep = sweep_service.get_sweep(session, sweep_id, owner, runs=True)
+    finished = sweep_status(sweep.points).finished
+    key = ("sweep-plot", sweep.id, finished, fmt, metric, axis)
+
+    def produce() -> tuple[bytes, str]:
+        try:
+            found = sensitivity.data(sweep_findings(session, sweep, metric), axis)
+        except PlotParamError as exc:
+            raise unprocessable(exc) from exc
+        except ValueError as exc:
+            raise unprocessable(PlotParamError("metric", str(exc), METRICS)) from exc
+        if fmt == "json":
+            return json.dumps(found, allow_nan=False).encode(), MEDIA_TYPES["json"]
+        return to_bytes(sensitivity.draw(found), fmt), MEDIA_TYPES[fmt]
+
+    return cached_response(request, key, finished, produce)

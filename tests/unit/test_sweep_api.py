@@ -148,3 +148,15 @@ def test_findings_of_a_sweep_not_yet_trained(client: TestClient) -> None:
     assert findings["trains_up_to"]["training.optimizer.lr"] == {}
     bad = client.get(f"/api/v1/sweeps/{sweep['id']}/findings?metric=nope")
     assert bad.status_code == 422 and "test_accuracy" in bad.text
+
+
+def test_sensitivity_plot_of_a_sweep_not_yet_trained(client: TestClient) -> None:
+    body = {"base": {"spec": SMALL}, "axes": {"training.optimizer.lr": [0.01, 0.1]}}
+    sweep = client.post("/api/v1/sweeps", json=body).json()
+    plots = f"/api/v1/sweeps/{sweep['id']}/plots/sensitivity"
+    found = client.get(f"{plots}.json").json()
+    assert found["kind"] == "lines" and found["log_x"] and found["x"] == [0.01, 0.1]
+    png = client.get(f"{plots}.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    bad = client.get(f"{plots}.json?axis=training.epochs")
+    assert bad.status_code == 422 and "training.optimizer.lr" in bad.text

@@ -80,3 +80,26 @@ def test_undecided_while_points_still_train() -> None:
     assert found.points[0].variants["bn"].trains is None
     assert found.trains_up_to[LR] == {}
     assert {LR: 0.01} not in found.pairs[0].b_better
+
+
+def test_sensitivity_plot_lines_and_heatmaps() -> None:
+    from api.plots import sensitivity
+    from api.plots.render import to_bytes
+
+    found = compute(uuid.uuid4(), [LR], points(), None)
+    one = sensitivity.data(found, None)
+    assert one["kind"] == "lines" and one["log_x"] and one["x"] == [0.01, 0.1, 1.0, 3.0]
+    plain = one["series"][0]
+    assert plain["diverged_at"] == [3.0] and plain["min"][2] == 0.7 and plain["max"][2] == 0.96
+    assert to_bytes(sensitivity.draw(one), "png").startswith(b"\x89PNG")
+    # Two axes: a heatmap per variant.
+    two = points()
+    for p in two:
+        p.values = {**p.values, "training.batch_size": 64 if p.index % 2 else 512}
+    found = compute(uuid.uuid4(), [LR, "training.batch_size"], two, None)
+    heat = sensitivity.data(found, None)
+    assert heat["kind"] == "heatmap" and heat["y"] == [64, 512]
+    assert heat["variants"][0]["diverged"][0][3] is True
+    assert b"<svg" in to_bytes(sensitivity.draw(heat), "svg")
+    lines = sensitivity.data(found, "training.batch_size")
+    assert lines["kind"] == "lines" and lines["best_over_other_axes"] and not lines["log_x"]
