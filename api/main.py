@@ -16,6 +16,7 @@ from api.docs import mount_docs
 from api.errors import domain_error, http_error, validation_error
 from api.limits import BodyLimitMiddleware
 from api.pages import routes as pages
+from api.pages import sweeps as sweep_pages
 from api.routes import compare, experiments, health, plots, presets, runs, session, sweeps
 from shared.broker import make_celery
 from shared.config import get_settings
@@ -56,6 +57,7 @@ def create_app() -> FastAPI:
     app.include_router(session.router)
     app.include_router(sweeps.router)
     app.include_router(sweeps.presets_router)
+    app.include_router(sweep_pages.router)
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

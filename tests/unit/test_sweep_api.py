@@ -160,3 +160,17 @@ def test_sensitivity_plot_of_a_sweep_not_yet_trained(client: TestClient) -> None
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     bad = client.get(f"{plots}.json?axis=training.epochs")
     assert bad.status_code == 422 and "training.optimizer.lr" in bad.text
+
+
+def test_dashboard_pages(client: TestClient) -> None:
+    body = {"base": {"spec": SMALL}, "axes": {"training.optimizer.lr": [0.01, 0.1]}}
+    sweep = client.post("/api/v1/sweeps", json=body).json()
+    listing = client.get("/sweeps")
+    assert listing.status_code == 200 and 'id="sweep-form"' in listing.text
+    one = client.get(f"/sweeps/{sweep['id']}")
+    assert one.status_code == 200 and f'data-sweep-id="{sweep["id"]}"' in one.text
+    missing = client.get("/sweeps/00000000-0000-0000-0000-000000000000")
+    assert missing.status_code == 404 and "No such sweep" in missing.text
+    for script in ("sweeps.js", "sweep.js"):
+        asset = client.get(f"/static/app/{script}")
+        assert asset.status_code == 200 and "use strict" in asset.text
