@@ -113,6 +113,8 @@ def main() -> None:
         f"  speed-up two / one workers:           {t1 / t2:5.2f}x  (goal >= 1.8x on 2 free cores)"
     )
     print(f"  one point alone (POST to succeeded):  {ta:5.2f} s")
+    rounds = ", ".join(f"{a:.1f}/{b:.1f}/{c:.1f}" for a, b, c in zip(one, two, alone, strict=True))
+    print(f"  each round, one/two workers/alone (s): {rounds}")
     print(f"  a point's cost in a one-worker sweep against alone: {t1 / n / ta:5.2f}x")
 
 
