@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.datasets import CATALOG
 from shared.findings import EARLY_WINDOW, spread
 from shared.models import Metric, Sweep
 from shared.sweep_schemas import SweepFindings
@@ -26,10 +27,13 @@ from shared.sweep_schemas import SweepFindings
 # TRAINS_RATIO of that, in every seed, without diverging.
 FIRST_STEPS = 10
 TRAINS_RATIO = 0.9
+# A classifier must also beat chance clearly: a quarter of the way from chance to perfect.
+ABOVE_CHANCE = 0.25
 METRICS = ("test_accuracy", "test_loss", "final_train_loss", "early_train_loss")
 TRAINS_MEANS = (
     f"no seed diverged and in every seed the final train loss (mean of the last steps) is below "
-    f"{TRAINS_RATIO:g} x the mean of the first {FIRST_STEPS} steps"
+    f"{TRAINS_RATIO:g} x the mean of the first {FIRST_STEPS} steps, and for classification the "
+    f"test accuracy is at least chance + {ABOVE_CHANCE:g} x (1 - chance)"
 )
 
 
@@ -55,6 +59,8 @@ class PointRecord:
     experiment_id: uuid.UUID
     status: str
     runs: list[RunRecord] = field(default_factory=list)
+    # 1 / classes for classification; None for regression.
+    chance: float | None = None
 
 
 def metric_of(run: RunRecord, metric: str) -> float | None:
@@ -65,7 +71,7 @@ def metric_of(run: RunRecord, metric: str) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def trains(runs: Sequence[RunRecord]) -> bool | None:
+def trains(runs: Sequence[RunRecord], chance: float | None = None) -> bool | None:
     """Whether a variant trains at a point (see TRAINS_MEANS); None while undecided."""
     if any(r.status == "diverged" for r in runs):
         return False
@@ -75,6 +81,11 @@ def trains(runs: Sequence[RunRecord]) -> bool | None:
     for run in done:
         final = run.summary.get("final_train_loss")
         if final is None or run.first_loss is None or not final < TRAINS_RATIO * run.first_loss:
+            return False
+        accuracy = run.summary.get("test_accuracy")
+        if chance is not None and (
+            accuracy is None or accuracy < chance + ABOVE_CHANCE * (1 - chance)
+        ):
             return False
     return True
 
@@ -115,7 +126,7 @@ def compute(
                 "final_train_loss": spread([metric_of(r, "final_train_loss") for r in runs]),
                 "per_seed": {str(r.seed): metric_of(r, metric) for r in runs},
                 "diverged_seeds": [r.seed for r in runs if r.status == "diverged"],
-                "trains": trains(runs),
+                "trains": trains(runs, p.chance),
             }
             diverged += [
                 {"index": p.index, "values": p.values, "variant": v, "seed": r.seed,
@@ -182,7 +193,7 @@ def trains_up_to(axis: str, points: list[dict[str, Any]], variants: list[str]) -
         if above:
             failing = [p for p in points if p["values"][axis] == above[0]]
             seeds = sorted({s for p in failing for s in p["variants"][v]["diverged_seeds"]})
-            reasons.append(f"diverged in seeds {seeds}" if seeds else "its loss did not fall")
+            reasons.append(f"diverged in seeds {seeds}" if seeds else "it did not learn")
         out[v] = {
             "value": top,
             "next": above[0] if above else None,
@@ -301,5 +312,9 @@ def sweep_findings(session: Session, sweep: Sweep, metric: str | None) -> SweepF
                     _mean([v for s, v in steps if EARLY_WINDOW[0] <= s <= EARLY_WINDOW[1]]),
                 )
             )
-        records.append(PointRecord(position, p.sweep_values or {}, p.id, str(p.status), runs))
+        info = CATALOG.get(p.spec["dataset"]["name"])
+        chance = 1 / info.num_outputs if info and info.task == "classification" else None
+        records.append(
+            PointRecord(position, p.sweep_values or {}, p.id, str(p.status), runs, chance)
+        )
     return compute(sweep.id, list(sweep.axes), records, metric)

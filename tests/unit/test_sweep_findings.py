@@ -29,7 +29,7 @@ def points() -> list[PointRecord]:
     out = []
     for index, (lr, by_variant) in enumerate(ACCURACY.items()):
         runs = [run(v, s, a) for v, accs in by_variant.items() for s, a in enumerate(accs)]
-        out.append(PointRecord(index, {LR: lr}, uuid.uuid4(), "succeeded", runs))
+        out.append(PointRecord(index, {LR: lr}, uuid.uuid4(), "succeeded", runs, chance=0.1))
     return out
 
 
@@ -103,3 +103,16 @@ def test_sensitivity_plot_lines_and_heatmaps() -> None:
     assert b"<svg" in to_bytes(sensitivity.draw(heat), "svg")
     lines = sensitivity.data(found, "training.batch_size")
     assert lines["kind"] == "lines" and lines["best_over_other_axes"] and not lines["log_x"]
+
+
+def test_a_classifier_near_chance_does_not_train_though_its_loss_fell() -> None:
+    near_chance = points()
+    for r in near_chance[2].runs:  # lr 1.0: every bn seed at 20 % on ten classes
+        if r.variant == "bn":
+            r.summary = {**r.summary, "test_accuracy": 0.2}
+    found = compute(uuid.uuid4(), [LR], near_chance, None)
+    assert found.points[2].variants["bn"].trains is False
+    assert found.trains_up_to[LR]["bn"]["value"] == 3.0
+    assert found.trains_up_to[LR]["plain"]["why_not_next"] == "diverged in seeds [0, 1]"
+    up = compute(uuid.uuid4(), [LR], near_chance[:3], None).trains_up_to[LR]["bn"]
+    assert up == {"value": 0.1, "next": 1.0, "why_not_next": "it did not learn"}
