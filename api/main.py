@@ -18,6 +18,7 @@ from api.limits import BodyLimitMiddleware
 from api.observability import RequestMetricsMiddleware
 from api.observability import router as prometheus
 from api.pages import routes as pages
+from api.pages import sweeps as sweep_pages
 from api.routes import (
     compare,
     experiments,
@@ -27,6 +28,7 @@ from api.routes import (
     presets,
     runs,
     session,
+    sweeps,
     workers,
 )
 from shared.broker import make_celery
@@ -68,6 +70,9 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     app.include_router(session.router)
     app.include_router(prometheus)
+    app.include_router(sweeps.router)
+    app.include_router(sweeps.presets_router)
+    app.include_router(sweep_pages.router)
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)

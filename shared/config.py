@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     max_total_steps: int = 2_000_000
     max_probe_histograms: int = 1_000_000
     max_body_bytes: int = 1024 * 1024
+    # A sweep: at most this many points (experiments), and this many steps over all of them.
+    max_sweep_points: int = 100
+    max_sweep_total_steps: int = 20_000_000
 
     # Bearer tokens on every route but the probes and the docs. None (unset): off on the embedded
     # default, which serves one machine on 127.0.0.1, and on as soon as a server is configured.

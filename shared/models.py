@@ -98,6 +98,12 @@ class Experiment(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Computed once when the experiment finishes; GET .../findings computes it live before that.
     findings: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # A point of a sweep: which sweep, its place in it, and its value on each axis.
+    sweep_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
+    )
+    sweep_index: Mapped[int | None] = mapped_column(Integer)
+    sweep_values: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
     runs: Mapped[list[Run]] = relationship(
         back_populates="experiment", order_by="Run.position", cascade="all, delete-orphan"
@@ -143,6 +149,28 @@ class SeedGroup(Base):
 
     experiment: Mapped[Experiment] = relationship(back_populates="groups")
     runs: Mapped[list[Run]] = relationship(back_populates="group", order_by="Run.position")
+
+
+class Sweep(Base):
+    """One base spec varied along axes: each point is an experiment of its own."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    # The sweep preset it came from, if any, and the base spec's own preset.
+    preset: Mapped[str | None] = mapped_column(String(64))
+    base_preset: Mapped[str | None] = mapped_column(String(64))
+    base_spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # Dotted path -> values (grid) or a range (random), as submitted.
+    axes: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    method: Mapped[str] = mapped_column(String(16))
+    samples: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    points: Mapped[list[Experiment]] = relationship(order_by="Experiment.sweep_index")
 
 
 class Run(Base):
@@ -246,3 +274,4 @@ class ApiToken(Base):
 
 
 Index("ix_experiments_owner_created", Experiment.owner, Experiment.created_at)
+Index("ix_sweeps_owner_created", Sweep.owner, Sweep.created_at)

@@ -141,6 +141,9 @@ class ExperimentPublic(BaseModel):
     runs: list[RunPublic]
     groups: list[SeedGroupPublic]
     findings: Findings | None = None
+    # The sweep this experiment is a point of, and its value on each axis.
+    sweep_id: uuid.UUID | None = None
+    sweep_values: dict[str, Any] | None = None
 
 
 class ExperimentPage(BaseModel):
