@@ -84,7 +84,7 @@ def test_undecided_while_points_still_train() -> None:
 
 def test_sensitivity_plot_lines_and_heatmaps() -> None:
     from api.plots import sensitivity
-    from api.plots.render import to_bytes
+    from api.plots.registry import to_bytes
 
     found = compute(uuid.uuid4(), [LR], points(), None)
     one = sensitivity.data(found, None)
