@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Bearer tokens on every route but the probes and the docs. None (unset): off on the embedded
     # default, which serves one machine on 127.0.0.1, and on as soon as a server is configured.
     auth: bool | None = None
+    # A token found valid is trusted this long by each API process without asking the database
+    # again: a revoked token stops working within this many seconds. 0: checked every request.
+    token_cache_s: float = 5.0
 
     @field_validator("auth", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
@@ -108,6 +110,9 @@ class Experiment(Base):
     findings: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     # Written at flush boundaries, so a resumed run never repeats or skips a stored step.
     checkpoint: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # What the spec will store, estimated at submission (api/storage.py): owners' quotas add it up.
+    estimated_rows: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    estimated_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     runs: Mapped[list[Run]] = relationship(
         back_populates="experiment", order_by="Run.position", cascade="all, delete-orphan"
@@ -198,6 +203,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Refreshed at most once a minute, so reads do not turn into writes.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: never expires. A read-only token may only read (GET, HEAD, OPTIONS).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 Index("ix_experiments_owner_created", Experiment.owner, Experiment.created_at)
