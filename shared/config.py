@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     max_probe_histograms: int = 1_000_000
     max_body_bytes: int = 1024 * 1024
 
+    # Finished experiments older than this many days are deleted by the reaper; None keeps all.
+    retention_days: float | None = Field(default=None, gt=0)
+
     # Bearer tokens on every route but the probes and the docs. None (unset): off on the embedded
     # default, which serves one machine on 127.0.0.1, and on as soon as a server is configured.
     auth: bool | None = None
@@ -61,9 +64,9 @@ class Settings(BaseSettings):
     # again: a revoked token stops working within this many seconds. 0: checked every request.
     token_cache_s: float = 5.0
 
-    @field_validator("auth", mode="before")
+    @field_validator("auth", "retention_days", mode="before")
     @classmethod
-    def _empty_auth_is_default(cls, value: object) -> object:
+    def _empty_is_default(cls, value: object) -> object:
         # `BNLAB_AUTH=` (set but empty) means the default, not an error.
         return None if isinstance(value, str) and not value.strip() else value
 

@@ -24,6 +24,7 @@ from shared.broker import queue_length, send_training
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Experiment, ExperimentStatus, Run, RunStatus, utcnow
+from shared.retention import apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -174,4 +175,5 @@ def reap(settings: Settings, celery: Celery) -> list[str]:
     # After the commit, so the worker that receives it finds the row as we left it.
     for experiment_id, queue in to_send:
         send_training(celery, experiment_id, queue)
+    apply_retention(settings)
     return [experiment_id for experiment_id, _ in to_send]

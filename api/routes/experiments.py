@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api import service
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
-from shared import results
+from shared import deletion, results, retention
 from shared.models import Experiment
 from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic
 
@@ -76,6 +76,31 @@ def cancel_experiment(
     """Queued: never starts. Running: stops within a step and a flush. Finished: 409."""
     experiment = service.get_experiment(session, experiment_id, owner)
     return public(service.cancel_experiment(session, experiment))
+
+
+@router.delete(
+    "/{experiment_id}",
+    operation_id="experiments-delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={404: {}, 409: {"description": "Queued or running: cancel it first"}},
+)
+def delete_experiment(
+    experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
+) -> Response:
+    """Delete a finished experiment with its runs, metrics, histograms, curves and checkpoint."""
+    outcome = deletion.delete_experiment(session, experiment_id, owner)
+    if isinstance(outcome, deletion.NotFound):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no experiment {experiment_id}")
+    if isinstance(outcome, deletion.StillActive):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"experiment {experiment_id} is {outcome.status}: cancel it first, then delete it",
+        )
+    session.commit()
+    retention.give_back_space(session)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{experiment_id}/findings", responses={404: {}})
