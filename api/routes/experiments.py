@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from api import service
+from api import reads, service
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
 from shared import deletion, results, retention
@@ -60,11 +60,10 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, responses={404: {}})
-def get_experiment(
-    experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
-) -> ExperimentPublic:
+def get_experiment(experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner) -> Response:
     """Status, progress, times, the normalised spec and the runs of one experiment."""
-    return public(service.get_experiment(session, experiment_id, owner))
+    body = reads.experiment_json(session, experiment_id, owner)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

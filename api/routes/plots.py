@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from api import service
+from api import reads, service
 from api.deps import CurrentOwner, SessionDep
 from api.plots import FORMATS, MEDIA_TYPES
 from api.plots import data as plot_data
@@ -63,13 +63,14 @@ def serve(
     params: dict[str, Any],
 ) -> Response:
     """Plot `name` of the owner's experiment in `fmt`, through the cache."""
-    experiment = service.get_experiment(session, experiment_id, owner)
-    finished = is_finished(experiment)
+    # Only the status before the cache is asked (one lookup); the rows only for a render.
+    finished = reads.experiment_status(session, experiment_id, owner) not in reads.ACTIVE
     # The state is part of the key: a render made while training (and cached for a second)
     # must never answer for the finished experiment, which clients may then keep for an hour.
-    key = ("plot", experiment.id, finished, name, fmt, tuple(sorted(params.items())))
+    key = ("plot", experiment_id, finished, name, fmt, tuple(sorted(params.items())))
 
     def produce() -> tuple[bytes, str]:
+        experiment = service.get_experiment(session, experiment_id, owner)
         try:
             found = plot_data.gather(session, experiment, name, {**params, "frames": fmt == "gif"})
         except PlotParamError as exc:
