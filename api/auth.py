@@ -19,6 +19,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import ratelimit
 from shared import tokens
 from shared.config import Settings, get_settings
 from shared.db import get_sessionmaker
@@ -167,10 +168,13 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         method, path = scope["method"], scope["path"]
         if not settings.auth_enabled:
+            # One user on one machine (or a deployment that turned tokens off): no limits.
             state["owner"] = LOCAL_OWNER
             await self.app(scope, receive, send)
             return
         if is_public(method, path):
+            if not await within_limits(scope, send, settings, None):
+                return
             await self.app(scope, receive, send)
             return
         headers = header_map(scope)
@@ -191,7 +195,20 @@ class AuthMiddleware:
             return
         state["owner"] = found.owner
         state["read_only"] = found.read_only
+        if not await within_limits(scope, send, settings, found.owner):
+            return
         await self.app(scope, receive, send)
+
+
+async def within_limits(scope: Scope, send: Send, settings: Settings, owner: str | None) -> bool:
+    """True if the request is within its rate limit; otherwise answers 429 and returns False."""
+    client = scope["client"][0] if scope.get("client") else "unknown"
+    wait = await ratelimit.retry_after(settings, scope["method"], scope["path"], owner, client)
+    if wait is None:
+        return True
+    detail = f"too many requests: try again in {wait} s"
+    await respond(send, 429, {"detail": detail}, {"Retry-After": str(wait)})
+    return False
 
 
 async def respond(

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     max_probe_histograms: int = 1_000_000
     max_body_bytes: int = 1024 * 1024
 
+    # Requests per minute (0: no limit) while tokens are checked: submissions per owner, logins
+    # per client address, reads per owner. Shared by every API process through Redis when the
+    # broker is Redis.
+    rate_submissions_per_minute: int = Field(default=120, ge=0)
+    rate_logins_per_minute: int = Field(default=30, ge=0)
+    rate_reads_per_minute: int = Field(default=0, ge=0)
     # Finished experiments older than this many days are deleted by the reaper; None keeps all.
     retention_days: float | None = Field(default=None, gt=0)
 

@@ -12,7 +12,7 @@ from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
 from shared import deletion, results, retention
 from shared.models import Experiment
-from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic
+from shared.schemas import ErrorMessage, ExperimentCreate, ExperimentPage, ExperimentPublic
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
 
@@ -28,7 +28,10 @@ def public(experiment: Experiment) -> ExperimentPublic:
     "",
     response_model=ExperimentPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "Invalid spec, unknown preset, or missing data set"}},
+    responses={
+        422: {"description": "Invalid spec, unknown preset, missing data set, or over quota"},
+        429: {"model": ErrorMessage, "description": "Over BNLAB_RATE_SUBMISSIONS_PER_MINUTE"},
+    },
 )
 def submit_experiment(
     body: ExperimentCreate,

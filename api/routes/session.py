@@ -108,6 +108,10 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
         },
         403: {"description": "Posted from another origin", "content": ERROR_JSON},
         422: {"description": "No token, or not a JSON object or form", "content": INVALID_JSON},
+        429: {
+            "description": "Too many logins from this address (BNLAB_RATE_LOGINS_PER_MINUTE)",
+            "content": ERROR_JSON,
+        },
     },
     openapi_extra=BODY_DOC,
 )

@@ -24,6 +24,8 @@ def auth_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Ite
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BNLAB_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("BNLAB_AUTH", "on")
+    # Every test here logs in from the same address ("testclient"): limits only where asked.
+    monkeypatch.setenv("BNLAB_RATE_LOGINS_PER_MINUTE", "0")
     for name, value in env.items():
         monkeypatch.setenv(f"BNLAB_{name.upper()}", value)
     get_settings.cache_clear()
