@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     rate_submissions_per_minute: int = Field(default=120, ge=0)
     rate_logins_per_minute: int = Field(default=30, ge=0)
     rate_reads_per_minute: int = Field(default=0, ge=0)
+    # Estimated bytes each owner's experiments may hold (0: no quota); see api/storage.py.
+    storage_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
     # Finished experiments older than this many days are deleted by the reaper; None keeps all.
     retention_days: float | None = Field(default=None, gt=0)
 

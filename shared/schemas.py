@@ -66,6 +66,9 @@ class ExperimentPublic(BaseModel):
     spec: dict[str, Any]
     runs: list[RunPublic]
     findings: dict[str, Any] | None = None
+    # What it will store once trained, estimated at submission (POST .../estimate breaks it down).
+    estimated_rows: int = 0
+    estimated_bytes: int = 0
 
 
 class ExperimentPage(BaseModel):
