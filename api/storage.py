@@ -3,8 +3,8 @@
 The estimate counts rows exactly where the spec decides them (one training loss per step, the
 evaluations, the probes' histograms, a regression's curves; a run that diverges or is cancelled
 stores fewer) and prices each kind of row at a rough size on PostgreSQL, index included: an
-order of magnitude, which is what a quota needs, not an exact figure. An owner's usage is the sum of the estimates of the
-experiments they still have; deleting experiments gives quota back.
+order of magnitude, which is what a quota needs, not an exact figure. An owner's usage is the
+sum of the estimates of the experiments they still have; deleting experiments gives quota back.
 """
 
 from __future__ import annotations
