@@ -16,7 +16,7 @@ from api.docs import mount_docs
 from api.errors import http_error, validation_error
 from api.limits import BodyLimitMiddleware
 from api.pages import routes as pages
-from api.routes import compare, experiments, health, plots, presets, runs, session
+from api.routes import compare, estimates, experiments, health, plots, presets, runs, session
 from shared.broker import make_celery
 from shared.config import get_settings
 from shared.logs import configure_logging
@@ -50,7 +50,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    for module in (health, presets, experiments, runs, plots, compare, pages):
+    for module in (health, presets, experiments, estimates, runs, plots, compare, pages):
         app.include_router(module.router)
     app.include_router(session.router)
     mount_docs(app)

@@ -66,7 +66,7 @@ class ExperimentPublic(BaseModel):
     spec: dict[str, Any]
     runs: list[RunPublic]
     findings: dict[str, Any] | None = None
-    # What it will store once trained, estimated at submission (POST .../estimate breaks it down).
+    # What it will store once trained, estimated at submission (POST /api/v1/estimates: by kind).
     estimated_rows: int = 0
     estimated_bytes: int = 0
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from api import reads, service, storage
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
-from api.storage import StorageUsage
 from api.submission import resolve
 from shared import deletion, results, retention
 from shared.models import Experiment
@@ -50,24 +49,6 @@ def submit_experiment(
     service.enqueue(celery, experiment)
     response.headers["Location"] = f"/api/v1/experiments/{experiment.id}"
     return public(experiment)
-
-
-@router.post(
-    "/estimate",
-    operation_id="experiments-estimate",
-    response_model=StorageUsage,
-    responses={422: {"description": "Invalid spec or unknown preset"}},
-)
-def estimate_experiment(
-    body: ExperimentCreate, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
-) -> StorageUsage:
-    """What a submission would store, the owner's usage and quota; stores nothing."""
-    spec, _ = resolve(body, settings)
-    return StorageUsage(
-        estimate=storage.estimate(spec),
-        used_bytes=storage.usage(session, owner),
-        quota_bytes=settings.storage_quota_bytes or None,
-    )
 
 
 @router.get("", response_model=ExperimentPage)

@@ -16,7 +16,7 @@
       line.textContent = "";
       return;
     }
-    const reply = await bn.api("/api/v1/experiments/estimate", { method: "POST", body: { spec } });
+    const reply = await bn.api("/api/v1/estimates", { method: "POST", body: { spec } });
     if (!reply.ok) {
       line.textContent = "";
       return;

@@ -26,7 +26,7 @@ def test_the_estimate_counts_what_the_spec_stores(
 ) -> None:
     with auth_app(tmp_path, monkeypatch) as client:
         alice = bearer(make_token(capsys, "alice"))
-        reply = client.post("/api/v1/experiments/estimate", json=DROPOUT, headers=alice)
+        reply = client.post("/api/v1/estimates", json=DROPOUT, headers=alice)
         assert reply.status_code == 200
         found = reply.json()
         estimate = found["estimate"]
@@ -42,12 +42,10 @@ def test_the_estimate_counts_what_the_spec_stores(
         assert stored() == 0
         # Twice the epochs, about twice the size; a bad spec is the usual 422.
         longer = {"preset": "seed-dropout", "overrides": {"training": {"epochs": 2000}}}
-        doubled = client.post("/api/v1/experiments/estimate", json=longer, headers=alice).json()
+        doubled = client.post("/api/v1/estimates", json=longer, headers=alice).json()
         assert 1.8 < doubled["estimate"]["bytes"] / estimate["bytes"] < 2.2
         bad = {"preset": "seed-dropout", "overrides": {"training": {"epochs": -1}}}
-        assert (
-            client.post("/api/v1/experiments/estimate", json=bad, headers=alice).status_code == 422
-        )
+        assert client.post("/api/v1/estimates", json=bad, headers=alice).status_code == 422
         # The experiment's JSON carries its estimate.
         created = client.post("/api/v1/experiments", json=DROPOUT, headers=alice).json()
         assert created["estimated_bytes"] == estimate["bytes"]
@@ -61,7 +59,7 @@ def test_over_quota_is_422_with_estimate_usage_and_quota(
 ) -> None:
     with auth_app(tmp_path, monkeypatch) as client:
         probe = bearer(make_token(capsys, "probe"))
-        size = client.post("/api/v1/experiments/estimate", json=DROPOUT, headers=probe).json()
+        size = client.post("/api/v1/estimates", json=DROPOUT, headers=probe).json()
     size = size["estimate"]["bytes"]
     quota = size * 3 // 2
     with auth_app(tmp_path / "q", monkeypatch, storage_quota_bytes=str(quota)) as client:
