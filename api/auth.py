@@ -7,18 +7,24 @@ public. The routes' dependency (api.deps.CurrentOwner) reads the owner the middl
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
+import threading
+import time
 import urllib.parse
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api import ratelimit
 from shared import tokens
 from shared.config import Settings, get_settings
 from shared.db import get_sessionmaker
+from shared.models import utcnow
+from shared.tokens import Principal, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +47,67 @@ def is_public(method: str, path: str) -> bool:
     )
 
 
-def authenticate(settings: Settings, token: str) -> str | None:
-    """The owner of `token`, or None (blocking: runs in the thread pool)."""
+def authenticate(settings: Settings, token: str) -> Principal | Refusal:
+    """Who `token` acts for, or why not (blocking: runs in the thread pool)."""
     session = get_sessionmaker(settings.resolved_database_url)()
     try:
-        return tokens.verify(session, token)
+        found = tokens.check(session, token)
+        session.commit()  # last_used_at, refreshed at most once a minute
+        return found
     finally:
         session.close()
+
+
+class TokenCache:
+    """Tokens found valid in the last `ttl_s` seconds, so most requests skip the database.
+
+    Keyed by the token's SHA-256, never the token. Only valid tokens are kept, and their expiry is
+    checked on every hit, so the cache can only delay a revocation, by at most `ttl_s` on each
+    API process (BNLAB_TOKEN_CACHE_S; 0 turns the cache off).
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[float, Principal]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: str, ttl_s: float) -> Principal | Refusal | None:
+        """The cached answer for a token, or None when it must be checked again."""
+        entry = self.entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > ttl_s:
+            return None
+        principal = entry[1]
+        if principal.expires_at is not None and principal.expires_at <= utcnow():
+            return Refusal.expired
+        return principal
+
+    def put(self, key: str, principal: Principal) -> None:
+        with self.lock:
+            if len(self.entries) >= self.MAX_ENTRIES:
+                self.entries.clear()
+            self.entries[key] = (time.monotonic(), principal)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+token_cache = TokenCache()
+
+
+async def principal_for(settings: Settings, token: str) -> Principal | Refusal:
+    """Who `token` acts for: from the cache when it was checked a moment ago."""
+    ttl_s = settings.token_cache_s
+    key = hashlib.sha256(token.encode()).hexdigest() if ttl_s > 0 else ""
+    if ttl_s > 0:
+        cached = token_cache.get(key, ttl_s)
+        if cached is not None:
+            return cached
+    found = await run_in_threadpool(authenticate, settings, token)
+    if ttl_s > 0 and isinstance(found, Principal):
+        token_cache.put(key, found)
+    return found
 
 
 def header_map(scope: Scope) -> dict[str, str]:
@@ -75,7 +135,10 @@ def credentials(headers: dict[str, str]) -> tuple[str | None, bool]:
 
 
 def same_origin(headers: dict[str, str]) -> bool:
-    """False only when the browser says the request comes from another origin."""
+    """False only when the browser says the request comes from another origin (or site)."""
+    # Fetch metadata, sent by every current browser: refuses even when Origin is left out.
+    if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return False
     origin = headers.get("origin")
     if origin is None or origin == "null":
         return origin is None
@@ -105,17 +168,20 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         method, path = scope["method"], scope["path"]
         if not settings.auth_enabled:
+            # One user on one machine (or a deployment that turned tokens off): no limits.
             state["owner"] = LOCAL_OWNER
             await self.app(scope, receive, send)
             return
         if is_public(method, path):
+            if not await within_limits(scope, send, settings, None):
+                return
             await self.app(scope, receive, send)
             return
         headers = header_map(scope)
         token, via_cookie = credentials(headers)
-        owner = await run_in_threadpool(authenticate, settings, token) if token else None
-        if owner is None:
-            await unauthorized(scope, send, headers, given=token is not None)
+        found = await principal_for(settings, token) if token else None
+        if not isinstance(found, Principal):
+            await unauthorized(scope, send, headers, found)
             return
         # Requests that change state and are authenticated by the cookie are protected against
         # CSRF by its SameSite=Strict: browsers never attach it to a request another site starts.
@@ -123,8 +189,26 @@ class AuthMiddleware:
         if via_cookie and method not in SAFE_METHODS and not same_origin(headers):
             await respond(send, 403, {"detail": "cross-origin request refused"})
             return
-        state["owner"] = owner
+        if found.read_only and method not in SAFE_METHODS:
+            detail = "this token is read-only: it may not change anything"
+            await respond(send, 403, {"detail": detail})
+            return
+        state["owner"] = found.owner
+        state["read_only"] = found.read_only
+        if not await within_limits(scope, send, settings, found.owner):
+            return
         await self.app(scope, receive, send)
+
+
+async def within_limits(scope: Scope, send: Send, settings: Settings, owner: str | None) -> bool:
+    """True if the request is within its rate limit; otherwise answers 429 and returns False."""
+    client = scope["client"][0] if scope.get("client") else "unknown"
+    wait = await ratelimit.retry_after(settings, scope["method"], scope["path"], owner, client)
+    if wait is None:
+        return True
+    detail = f"too many requests: try again in {wait} s"
+    await respond(send, 429, {"detail": detail}, {"Retry-After": str(wait)})
+    return False
 
 
 async def respond(
@@ -143,11 +227,19 @@ async def respond(
     await send({"type": "http.response.body", "body": payload})
 
 
-async def unauthorized(scope: Scope, send: Send, headers: dict[str, str], given: bool) -> None:
+def challenge(refusal: Refusal | None) -> str:
+    """The WWW-Authenticate header of a 401 (RFC 6750)."""
+    if refusal is None:
+        return 'Bearer realm="bnlab"'
+    return f'Bearer realm="bnlab", error="invalid_token", error_description="{refusal}"'
+
+
+async def unauthorized(
+    scope: Scope, send: Send, headers: dict[str, str], refusal: Refusal | None
+) -> None:
     """401 with a Bearer challenge; a browser asking for a page also gets a way to log in."""
-    challenge = 'Bearer realm="bnlab"' + (', error="invalid_token"' if given else "")
-    reply = {"WWW-Authenticate": challenge}
-    detail = "invalid or revoked token" if given else "missing bearer token"
+    reply = {"WWW-Authenticate": challenge(refusal)}
+    detail = str(refusal) if refusal is not None else "missing bearer token"
     if "text/html" not in headers.get("accept", "") or scope["method"] != "GET":
         await respond(send, 401, {"detail": detail}, reply)
         return

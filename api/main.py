@@ -21,6 +21,7 @@ from api.pages import routes as pages
 from api.pages import sweeps as sweep_pages
 from api.routes import (
     compare,
+    estimates,
     experiments,
     exports,
     health,
@@ -66,7 +67,18 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
     )
-    for module in (health, presets, experiments, runs, plots, compare, exports, workers, pages):
+    for module in (
+        health,
+        presets,
+        experiments,
+        estimates,
+        runs,
+        plots,
+        compare,
+        exports,
+        workers,
+        pages,
+    ):
         app.include_router(module.router)
     app.include_router(session.router)
     app.include_router(prometheus)

@@ -10,12 +10,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from shared import tokens
 from shared.config import get_settings
 from shared.db import session_scope
+
+
+def lifetime(text: str) -> timedelta:
+    """`--expires`' value as a duration, or argparse's usage error naming what is expected."""
+    try:
+        return tokens.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,7 +35,18 @@ def parser() -> argparse.ArgumentParser:
     actions = token_parser.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="make a token for NAME and print it on stdout")
     create.add_argument("name", metavar="NAME", help="the owner the token acts for")
-    actions.add_parser("list", help="list tokens: id, owner, created, last used (no secrets)")
+    create.add_argument(
+        "--expires",
+        metavar="LIFETIME",
+        type=lifetime,
+        help="lifetime, e.g. 30d, 12h, 90m, 2w (default: never expires)",
+    )
+    create.add_argument(
+        "--read-only", action="store_true", help="the token may read but change nothing"
+    )
+    actions.add_parser(
+        "list", help="list tokens: id, owner, created, last used, expires, scope (no secrets)"
+    )
     revoke = actions.add_parser("revoke", help="delete every token of NAME")
     revoke.add_argument("name", metavar="NAME")
     return root
@@ -37,7 +57,7 @@ def run_tokens(args: argparse.Namespace) -> int:
     with session_scope(get_settings().resolved_database_url) as session:
         if args.action == "create":
             try:
-                token = tokens.create(session, args.name)
+                token = tokens.create(session, args.name, args.expires, args.read_only)
             except ValueError as exc:
                 print(f"bnlab: {exc}", file=sys.stderr)
                 return 2
@@ -46,7 +66,11 @@ def run_tokens(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for info in tokens.list_tokens(session):
                 last = info.last_used_at.isoformat() if info.last_used_at else "never"
-                print(f"{info.id.hex}\t{info.owner}\t{info.created_at.isoformat()}\t{last}")
+                expires = info.expires_at.isoformat() if info.expires_at else "never"
+                print(
+                    f"{info.id.hex}\t{info.owner}\t{info.created_at.isoformat()}\t{last}"
+                    f"\t{expires}\t{info.scope}"
+                )
         else:
             count = tokens.revoke(session, args.name)
             print(f"revoked {count} token(s) of {args.name}", file=sys.stderr)

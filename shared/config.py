@@ -60,13 +60,27 @@ class Settings(BaseSettings):
     max_sweep_points: int = 100
     max_sweep_total_steps: int = 20_000_000
 
+    # Requests per minute (0: no limit) while tokens are checked: submissions per owner, logins
+    # per client address, reads per owner. Shared by every API process through Redis when the
+    # broker is Redis.
+    rate_submissions_per_minute: int = Field(default=120, ge=0)
+    rate_logins_per_minute: int = Field(default=30, ge=0)
+    rate_reads_per_minute: int = Field(default=0, ge=0)
+    # Estimated bytes each owner's experiments may hold (0: no quota); see api/storage.py.
+    storage_quota_bytes: int = Field(default=10 * 1024**3, ge=0)
+    # Finished experiments older than this many days are deleted by the reaper; None keeps all.
+    retention_days: float | None = Field(default=None, gt=0)
+
     # Bearer tokens on every route but the probes and the docs. None (unset): off on the embedded
     # default, which serves one machine on 127.0.0.1, and on as soon as a server is configured.
     auth: bool | None = None
+    # A token found valid is trusted this long by each API process without asking the database
+    # again: a revoked token stops working within this many seconds. 0: checked every request.
+    token_cache_s: float = 5.0
 
-    @field_validator("auth", mode="before")
+    @field_validator("auth", "retention_days", mode="before")
     @classmethod
-    def _empty_auth_is_default(cls, value: object) -> object:
+    def _empty_is_default(cls, value: object) -> object:
         # `BNLAB_AUTH=` (set but empty) means the default, not an error.
         return None if isinstance(value, str) and not value.strip() else value
 

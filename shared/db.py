@@ -15,6 +15,9 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the API read while the worker writes; the busy timeout waits out the writer
     # instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()
+    # Before anything else: on a new file, deleted experiments' pages can then be handed back
+    # to the file system (PRAGMA incremental_vacuum); on an existing one it changes nothing.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")

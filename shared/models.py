@@ -24,6 +24,7 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
@@ -104,6 +105,9 @@ class Experiment(Base):
     )
     sweep_index: Mapped[int | None] = mapped_column(Integer)
     sweep_values: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # What the spec will store, estimated at submission (api/storage.py): owners' quotas add it up.
+    estimated_rows: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    estimated_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     runs: Mapped[list[Run]] = relationship(
         back_populates="experiment", order_by="Run.position", cascade="all, delete-orphan"
@@ -271,6 +275,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Refreshed at most once a minute, so reads do not turn into writes.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: never expires. A read-only token may only read (GET, HEAD, OPTIONS).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
 Index("ix_experiments_owner_created", Experiment.owner, Experiment.created_at)

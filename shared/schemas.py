@@ -144,6 +144,9 @@ class ExperimentPublic(BaseModel):
     # The sweep this experiment is a point of, and its value on each axis.
     sweep_id: uuid.UUID | None = None
     sweep_values: dict[str, Any] | None = None
+    # What it will store once trained, estimated at submission (POST /api/v1/estimates: by kind).
+    estimated_rows: int = 0
+    estimated_bytes: int = 0
 
 
 class ExperimentPage(BaseModel):

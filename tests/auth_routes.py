@@ -9,6 +9,8 @@ PROTECTED = [
     ("POST", "/api/v1/experiments"),
     ("GET", f"/api/v1/experiments/{MISSING}"),
     ("POST", f"/api/v1/experiments/{MISSING}/cancel"),
+    ("DELETE", f"/api/v1/experiments/{MISSING}"),
+    ("POST", "/api/v1/estimates"),
     ("GET", f"/api/v1/experiments/{MISSING}/findings"),
     ("GET", f"/api/v1/runs/{MISSING}/metrics"),
     ("GET", f"/api/v1/runs/{MISSING}/histograms"),

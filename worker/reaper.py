@@ -23,10 +23,12 @@ from shared.broker import queue_length, send_training
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import utcnow
+from shared.retention import apply_retention
 
 
 def reap(settings: Settings, celery: Celery) -> list[str]:
-    """Queue again what was lost; returns the ids sent."""
+    """Queue again what was lost, and delete what outlived BNLAB_RETENTION_DAYS; returns the
+    seed group ids sent."""
     stale_before = utcnow() - timedelta(seconds=settings.heartbeat_stale_s)
     with session_scope(settings.resolved_database_url) as session:
         lifecycle.close_cancelled(session, stale_before)
@@ -37,6 +39,7 @@ def reap(settings: Settings, celery: Celery) -> list[str]:
             lambda queue: queue_length(celery, queue) == 0,
         )
     # After the commit, so the worker that receives it finds the row as we left it.
-    for experiment_id, queue in to_send:
-        send_training(celery, experiment_id, queue)
-    return [experiment_id for experiment_id, _ in to_send]
+    for group_id, queue in to_send:
+        send_training(celery, group_id, queue)
+    apply_retention(settings)
+    return [group_id for group_id, _ in to_send]

@@ -7,12 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from api import service
+from api import reads, service, storage
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
-from shared import results
+from shared import deletion, results, retention
 from shared.models import Experiment
-from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic, Findings
+from shared.schemas import (
+    ErrorMessage,
+    ExperimentCreate,
+    ExperimentPage,
+    ExperimentPublic,
+    Findings,
+)
 from shared.status import ExperimentStatus
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
@@ -27,7 +33,10 @@ def public(experiment: Experiment) -> ExperimentPublic:
     "",
     response_model=ExperimentPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "Invalid spec, unknown preset, or missing data set"}},
+    responses={
+        422: {"description": "Invalid spec, unknown preset, missing data set, or over quota"},
+        429: {"model": ErrorMessage, "description": "Over BNLAB_RATE_SUBMISSIONS_PER_MINUTE"},
+    },
 )
 def submit_experiment(
     body: ExperimentCreate,
@@ -39,7 +48,9 @@ def submit_experiment(
 ) -> ExperimentPublic:
     """Validate a spec (or a preset with overrides), store it, and queue it for training."""
     spec, preset = resolve(body, settings)
+    found = storage.check_quota(session, spec, owner, settings)
     experiment = service.create_experiment(session, spec, preset, owner, settings.seeds_per_group)
+    storage.record(session, experiment, found.estimate)
     service.enqueue(celery, experiment)
     response.headers["Location"] = f"/api/v1/experiments/{experiment.id}"
     return public(experiment)
@@ -59,11 +70,10 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, responses={404: {}})
-def get_experiment(
-    experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
-) -> ExperimentPublic:
+def get_experiment(experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner) -> Response:
     """Status, progress, times, the normalised spec and the runs of one experiment."""
-    return public(service.get_experiment(session, experiment_id, owner))
+    body = reads.experiment_json(session, experiment_id, owner)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
@@ -75,6 +85,24 @@ def cancel_experiment(
     """Queued: never starts. Running: stops within a step and a flush. Finished: 409."""
     experiment = service.get_experiment(session, experiment_id, owner)
     return public(service.cancel_experiment(session, experiment))
+
+
+@router.delete(
+    "/{experiment_id}",
+    operation_id="experiments-delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={404: {}, 409: {"description": "Queued or running: cancel it first"}},
+)
+def delete_experiment(
+    experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
+) -> Response:
+    """Delete a finished experiment with its runs, metrics, histograms, curves and checkpoint."""
+    deletion.delete_experiment(session, experiment_id, owner)
+    session.commit()
+    retention.give_back_space(session)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{experiment_id}/findings", response_model=Findings, responses={404: {}})

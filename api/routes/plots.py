@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from api import service
+from api import reads, service
 from api.deps import CurrentOwner, SessionDep
 from api.plots import MEDIA_TYPES, catalog
 from api.plots.cache import cached_response
@@ -62,14 +62,15 @@ def serve(
     params: BaseModel,
 ) -> Response:
     """`plot` of the owner's experiment in `fmt`, through the cache."""
-    experiment = service.get_experiment(session, experiment_id, owner)
-    finished = is_finished(experiment)
+    # Only the status before the cache is asked (one lookup); the rows only for a render.
+    finished = reads.experiment_status(session, experiment_id, owner).finished
     # The state is part of the key: a render made while training (and cached for a second)
     # must never answer for the finished experiment, which clients may then keep for an hour.
     values = tuple(sorted(params.model_dump().items()))
-    key = ("plot", experiment.id, finished, plot.name, fmt, values)
+    key = ("plot", experiment_id, finished, plot.name, fmt, values)
 
     def produce() -> tuple[bytes, str]:
+        experiment = service.get_experiment(session, experiment_id, owner)
         try:
             found = catalog.gather(session, experiment, plot, params, fmt)
         except PlotParamError as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
+from api import reads
 from api.deps import CurrentOwner, SessionDep
 from shared import results
 from shared.models import Experiment, Run
@@ -18,7 +19,6 @@ from shared.schemas import (
     HistogramPublic,
     HistogramsPublic,
     MetricsPublic,
-    Series,
 )
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -47,14 +47,10 @@ def get_metrics(
     owner: CurrentOwner,
     key: Annotated[list[Text] | None, Query(max_length=32)] = None,
     since_step: Annotated[Step | None, Query()] = None,
-) -> MetricsPublic:
+) -> Response:
     """Series per metric key; poll with since_step to get only the new points."""
-    run = owned_run(session, run_id, owner)
-    series = results.read_series(session, [run.id], key or (), since_step)[run.id]
-    return MetricsPublic(
-        run_id=run.id,
-        series={k: Series(steps=steps, values=values) for k, (steps, values) in series.items()},
-    )
+    body = reads.metrics_json(session, run_id, owner, key or (), since_step)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{run_id}/histograms", response_model=HistogramsPublic, responses={404: {}})

@@ -18,10 +18,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import COOKIE_NAME, LOCAL_OWNER, authenticate, header_map, same_origin
+from api.auth import COOKIE_NAME, LOCAL_OWNER, authenticate, challenge, header_map, same_origin
 from api.deps import CurrentOwner, SettingsDep
 from api.errors import json_safe
 from shared.schemas import SessionCreate, SessionPublic
+from shared.tokens import Principal, Refusal
 
 router = APIRouter(tags=["session"])
 
@@ -109,19 +110,24 @@ def unprocessable(detail: list[dict[str, Any]]) -> JSONResponse:
         },
         403: {"description": "Posted from another origin", "content": ERROR_JSON},
         422: {"description": "No token, or not a JSON object or form", "content": INVALID_JSON},
+        429: {
+            "description": "Too many logins from this address (BNLAB_RATE_LOGINS_PER_MINUTE)",
+            "content": ERROR_JSON,
+        },
     },
     openapi_extra=BODY_DOC,
 )
 async def create_session(request: Request, settings: SettingsDep) -> Response:
     """Log in with a token (JSON or form); sets the session cookie."""
+    if not same_origin(header_map(request.scope)):
+        # Login CSRF: a login forced from another site would put the victim in the attacker's
+        # account, where whatever they submit is the attacker's to read.
+        return JSONResponse({"detail": "cross-origin login refused"}, status.HTTP_403_FORBIDDEN)
     fields, from_form = await read_login(request)
     if fields is None:
         message = "expected a JSON object with 'token' (or a form)"
         return unprocessable([{"loc": ["body"], "msg": message, "type": "model_attributes_type"}])
     target = safe_next(fields.pop("next", None)) if from_form else "/"
-    if not same_origin(header_map(request.scope)):
-        # A login forced from another site would put the victim in the attacker's account.
-        return JSONResponse({"detail": "cross-origin login refused"}, status.HTTP_403_FORBIDDEN)
     try:
         token = SessionCreate.model_validate(fields).token
     except ValidationError as exc:
@@ -130,15 +136,20 @@ async def create_session(request: Request, settings: SettingsDep) -> Response:
     owner = LOCAL_OWNER
     if settings.auth_enabled:
         found = await run_in_threadpool(authenticate, settings, token)
-        if found is None:
+        if not isinstance(found, Principal):
             if from_form:
-                return login_page(target, "That token is not valid.", status.HTTP_401_UNAUTHORIZED)
+                message = (
+                    "That token has expired."
+                    if found is Refusal.expired
+                    else "That token is not valid."
+                )
+                return login_page(target, message, status.HTTP_401_UNAUTHORIZED)
             return JSONResponse(
-                {"detail": "invalid or revoked token"},
+                {"detail": str(found)},
                 status.HTTP_401_UNAUTHORIZED,
-                headers={"WWW-Authenticate": 'Bearer realm="bnlab", error="invalid_token"'},
+                headers={"WWW-Authenticate": challenge(found)},
             )
-        owner = found
+        owner = found.owner
     response: Response = (
         RedirectResponse(target, status.HTTP_303_SEE_OTHER)
         if from_form

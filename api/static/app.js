@@ -114,3 +114,19 @@ const bn = {
     return () => clearTimeout(timer);
   },
 };
+
+// With tokens on, the header offers to log out: the cookie goes, and so does the browser, to /login.
+(async () => {
+  const button = document.getElementById("logout");
+  if (!button) return;
+  const reply = await fetch("/session", { headers: { Accept: "application/json" } });
+  if (!reply.ok) return;
+  const who = await reply.json();
+  if (!who.auth) return;
+  button.textContent = `Log out ${who.owner}`;
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    await fetch("/session", { method: "DELETE" });
+    location.href = "/login";
+  });
+})();

@@ -79,6 +79,7 @@
     $("percent").textContent = `${Math.round(e.progress * 100)}%`;
     $("time-left").textContent = bn.timeLeft(e);
     $("cancel").hidden = !bn.running(e);
+    $("delete").hidden = bn.running(e);
     const times = [`created ${bn.when(e.created_at)}`];
     if (e.started_at) times.push(`started ${bn.when(e.started_at)}`);
     if (e.finished_at) {
@@ -181,6 +182,13 @@
     const reply = await bn.api(`${base}/cancel`, { method: "POST" });
     if (!reply.ok) bn.showError($("error"), (reply.body && reply.body.detail) || `error ${reply.status}`);
     refresh(true);
+  });
+  $("delete").addEventListener("click", async () => {
+    const name = last ? last.name : "this experiment";
+    if (!confirm(`Delete ${name} with all its runs, metrics, histograms and plots? This cannot be undone.`)) return;
+    const reply = await bn.api(base, { method: "DELETE" });
+    if (reply.ok) location.href = "/";
+    else bn.showError($("error"), (reply.body && reply.body.detail) || `error ${reply.status}`);
   });
   for (const select of Object.values(controls)) {
     select.addEventListener("change", () => refresh(true));

@@ -35,6 +35,9 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("BNLAB_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("BNLAB_AUTH", "on")
+    # Every request asks the database (the cache's own delay is tested in test_token_scopes.py).
+    monkeypatch.setenv("BNLAB_TOKEN_CACHE_S", "0")
+    monkeypatch.setenv("BNLAB_RATE_LOGINS_PER_MINUTE", "0")  # tested in test_rate_limits.py
     get_settings.cache_clear()
     reset_engines()
     assert upgrade_and_diff(get_settings().resolved_database_url) == []
