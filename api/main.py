@@ -16,7 +16,7 @@ from api.docs import mount_docs
 from api.errors import http_error, validation_error
 from api.limits import BodyLimitMiddleware
 from api.pages import routes as pages
-from api.routes import compare, experiments, health, plots, presets, runs, session
+from api.routes import compare, experiments, health, plots, presets, runs, session, spec
 from shared.broker import make_celery
 from shared.config import get_settings
 from shared.logs import configure_logging
@@ -51,7 +51,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=openapi.operation_id,
     )
-    for module in (health, presets, experiments, runs, plots, compare, pages):
+    for module in (health, presets, spec, experiments, runs, plots, compare, pages):
         app.include_router(module.router)
     app.include_router(session.router)
     mount_docs(app)
