@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.plots import build as b
-from api.plots import data, draw_layers, draw_training
+from api.plots import data, draw_layers, draw_training, models
 from api.plots import params as checks
 from api.plots.registry import NoParams, Plot
 from shared.models import Experiment
@@ -89,6 +89,7 @@ PLOTS: dict[str, Plot[Any]] = {
             params=LossParams,
             data=_loss,
             draw=draw_training.loss,
+            model=models.LossData,
         ),
         Plot(
             name="activations",
@@ -99,6 +100,7 @@ PLOTS: dict[str, Plot[Any]] = {
             data=_activations,
             draw=draw_layers.activations,
             animate=draw_layers.animation,
+            model=models.ActivationsData,
         ),
         Plot(
             name="distributions",
@@ -108,6 +110,7 @@ PLOTS: dict[str, Plot[Any]] = {
             params=DistributionsParams,
             data=_distributions,
             draw=draw_layers.distributions,
+            model=models.DistributionsData,
         ),
         Plot(
             name="eval",
@@ -116,6 +119,7 @@ PLOTS: dict[str, Plot[Any]] = {
             params=NoParams,
             data=_eval,
             draw=draw_training.evaluation,
+            model=models.EvalData,
         ),
         Plot(
             name="fit",
@@ -126,6 +130,7 @@ PLOTS: dict[str, Plot[Any]] = {
             data=_fit,
             draw=draw_training.fit,
             tasks=("regression",),
+            model=models.FitData,
         ),
     )
 }
