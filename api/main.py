@@ -13,12 +13,13 @@ from starlette.exceptions import HTTPException
 from api import openapi
 from api.auth import AuthMiddleware
 from api.docs import mount_docs
-from api.errors import http_error, validation_error
+from api.errors import domain_error, http_error, validation_error
 from api.limits import BodyLimitMiddleware
 from api.pages import routes as pages
 from api.routes import compare, experiments, health, plots, presets, runs, session, spec
 from shared.broker import make_celery
 from shared.config import get_settings
+from shared.errors import DomainError
 from shared.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def create_app() -> FastAPI:
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(DomainError, domain_error)
     # Added last, so outermost: an oversized body is refused before anything else looks at it.
     app.add_middleware(AuthMiddleware)
     app.add_middleware(BodyLimitMiddleware)

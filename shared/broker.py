@@ -63,9 +63,9 @@ def make_celery(settings: Settings, name: str = "bnlab") -> Celery:
     return app
 
 
-def send_training(celery: Celery, experiment_id: str, queue: str) -> None:
-    """Send the training task for a committed experiment to its queue."""
-    celery.send_task(TRAIN_TASK, args=[experiment_id, queue], queue=queue)
+def send_training(celery: Celery, group_id: str, queue: str) -> None:
+    """Send the training task for a committed seed group to its experiment's queue."""
+    celery.send_task(TRAIN_TASK, args=[group_id, queue], queue=queue)
 
 
 def queue_length(celery: Celery, queue: str) -> int | None:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.spec import ExperimentSpec
+from shared.status import ExperimentStatus, RunStatus
 
 
 class ExperimentCreate(BaseModel):
@@ -84,11 +85,29 @@ class RunPublic(BaseModel):
     id: uuid.UUID
     variant: str
     seed: int
-    status: str
+    status: RunStatus
     diverged_step: int | None
     summary: dict[str, int | float | None] = Field(
         description="final_train_loss, the last evaluation's metrics, steps"
     )
+    worker: str | None = Field(default=None, description="the worker that trained it last")
+    device: str | None = Field(default=None, description="cpu, or the CUDA device's name")
+
+
+class SeedGroupPublic(BaseModel):
+    """Some of the experiment's seeds, trained by one worker as a unit."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    seeds: list[int]
+    status: ExperimentStatus
+    progress: float
+    attempt: int
+    worker: str | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class ExperimentPublic(BaseModel):
@@ -97,7 +116,7 @@ class ExperimentPublic(BaseModel):
     id: uuid.UUID
     name: str
     preset: str | None
-    status: str
+    status: ExperimentStatus
     progress: float
     attempt: int
     error: str | None
@@ -108,6 +127,7 @@ class ExperimentPublic(BaseModel):
     queue: str
     spec: ExperimentSpec
     runs: list[RunPublic]
+    groups: list[SeedGroupPublic]
     findings: Findings | None = None
 
 
@@ -126,7 +146,7 @@ class PlotIndex(BaseModel):
     """What an experiment's plots can be asked for."""
 
     experiment_id: uuid.UUID
-    status: str
+    status: ExperimentStatus
     task: str = Field(description="classification or regression")
     plots: dict[str, list[str]] = Field(description="Plot name -> its formats")
     seeds: list[int]

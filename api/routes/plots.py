@@ -48,7 +48,7 @@ def responses(formats: Sequence[str]) -> dict[int | str, dict[str, Any]]:
 
 def is_finished(experiment: Experiment) -> bool:
     """Whether the experiment's results can no longer change."""
-    return experiment.status not in ("queued", "running")
+    return experiment.status.finished
 
 
 def unprocessable(exc: PlotParamError) -> HTTPException:
