@@ -196,6 +196,21 @@ def store_checkpoint(session: Session, group_id: uuid.UUID, worker: str, blob: b
     )
 
 
+def record_dataset(
+    session: Session, group_id: uuid.UUID, worker: str, dataset: dict[str, Any]
+) -> bool:
+    """Show on the experiment which data set its held group really trains on, and why."""
+    experiment_id = session.scalar(
+        select(SeedGroup.experiment_id).where(*held_by(group_id, worker))
+    )
+    if experiment_id is None:
+        return False
+    session.execute(
+        update(Experiment).where(Experiment.id == experiment_id).values(dataset=dataset)
+    )
+    return True
+
+
 def request_cancel(session: Session, experiment: Experiment) -> ExperimentStatus:
     """Queued groups: cancelled at once. Running ones: flagged, their workers stop at the next
     step. Returns the experiment's status afterwards; Conflict if it had already finished."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -83,6 +84,8 @@ class Experiment(Base):
     )
     queue: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # The data set the worker really trained on: requested, used, source, where, reason.
+    dataset: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
@@ -219,6 +222,13 @@ class WorkerBeat(Base):
     queues: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The fleet view (worker/fleet.py writes them at each beat): where it runs, on what, what it
+    # trains now, optimizer steps per second over the last beat and in all since it started.
+    host: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(128))
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    steps_per_s: Mapped[float | None] = mapped_column(Float)
+    steps_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ApiToken(Base):

@@ -110,6 +110,16 @@ class SeedGroupPublic(BaseModel):
     finished_at: datetime | None
 
 
+class DatasetUsed(BaseModel):
+    """The data set a worker really trained on, where from, and why if not the one asked for."""
+
+    requested: str
+    used: str
+    source: str  # local | download | generated | shipped
+    where: str | None  # the folder read, or the mirror that served the files
+    reason: str | None  # why the spec's fallback stands in
+
+
 class ExperimentPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -126,6 +136,8 @@ class ExperimentPublic(BaseModel):
     heartbeat_at: datetime | None
     queue: str
     spec: ExperimentSpec
+    # Set by the worker once it has the data.
+    dataset: DatasetUsed | None = None
     runs: list[RunPublic]
     groups: list[SeedGroupPublic]
     findings: Findings | None = None

@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Curve, Histogram, Metric
 from worker.heartbeat import shutdown_requested
+from worker.training.resolve import DatasetChoice
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
 
 # How often the database is asked whether the experiment was cancelled.
@@ -58,6 +59,11 @@ class DatabaseSink:
             row["run_id"] = self.runs[(row.pop("variant"), row.pop("seed"))]
             rows.append(row)
         return rows
+
+    def on_dataset(self, choice: DatasetChoice) -> None:
+        with session_scope(self.url) as session:
+            held = lifecycle.record_dataset(session, self.group_id, self.worker, choice.to_dict())
+        self.lost = self.lost or not held
 
     # The trainer ends every flush with on_progress: rows are held until then and written with
     # the progress in one transaction, one commit per flush rather than four.

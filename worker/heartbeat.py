@@ -16,6 +16,7 @@ from shared import lifecycle
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import WorkerBeat, utcnow
+from worker import fleet
 from worker.reaper import reap
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,12 @@ def beat(settings: Settings, queues: list[str]) -> None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(WorkerBeat, WORKER_ID)
         if row is None:
-            session.add(
-                WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now)
-            )
+            row = WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now)
+            session.add(row)
         else:
             row.last_seen = now
         current = _State.current
+        fleet.record(session, row, current, now)
         if current is not None:
             lifecycle.stamp(session, current, WORKER_ID)
 

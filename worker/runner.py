@@ -21,6 +21,7 @@ from shared.db import session_scope
 from shared.models import SeedGroup
 from shared.spec import ExperimentSpec
 from shared.status import RunStatus
+from worker.config import training_config
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, set_current
 from worker.training.loop import TrainResult, train
@@ -76,7 +77,8 @@ def run_group(settings: Settings, group_id: uuid.UUID) -> Ending:
         if resume is not None:
             log.info("experiment %s resumes from its checkpoint", experiment_id)
         sink = DatabaseSink(settings, group_id, runs, WORKER_ID)
-        result = train(spec, sink, device=spec.device, resume=resume, settings=settings)
+        config = training_config(settings)
+        result = train(spec, sink, device=spec.device, resume=resume, config=config)
     except Exception as exc:
         log.exception("experiment %s failed", experiment_id)
         return fail(settings, group_id, exc)

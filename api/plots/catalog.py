@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.plots import build as b
-from api.plots import data, draw_layers, draw_training, models
+from api.plots import data, draw_layers, draw_science, draw_training, models, science
 from api.plots import params as checks
 from api.plots.registry import NoParams, Plot
 from shared.models import Experiment
@@ -79,6 +79,14 @@ def _fit(session: Session, src: data.Source, p: FitParams, fmt: str) -> dict[str
     return data.fit(session, src, p.epoch, p.seed)
 
 
+def _landscape(session: Session, src: data.Source, p: NoParams, fmt: str) -> dict[str, Any]:
+    return science.landscape(session, src)
+
+
+def _ics(session: Session, src: data.Source, p: NoParams, fmt: str) -> dict[str, Any]:
+    return science.ics(session, src)
+
+
 PLOTS: dict[str, Plot[Any]] = {
     plot.name: plot
     for plot in (
@@ -132,13 +140,37 @@ PLOTS: dict[str, Plot[Any]] = {
             tasks=("regression",),
             model=models.FitData,
         ),
+        Plot(
+            name="landscape",
+            summary="Loss and gradient change along the gradient over the probe's step sizes "
+            "(bands), and the effective beta-smoothness, per variant against training step.",
+            formats=("png", "svg", "json"),
+            params=NoParams,
+            data=_landscape,
+            draw=draw_science.landscape,
+            probe="landscape",
+        ),
+        Plot(
+            name="ics",
+            summary="Internal covariate shift by the gradient definition: per layer, the l2 "
+            "distance and cosine of its gradient before and after the layers below it move.",
+            formats=("png", "svg", "json"),
+            params=NoParams,
+            data=_ics,
+            draw=draw_science.ics,
+            probe="ics",
+        ),
     )
 }
 
 
+def _probed(src: data.Source, plot: Plot[Any]) -> bool:
+    return plot.probe is None or getattr(src.spec.probes, plot.probe) is not None
+
+
 def applicable(src: data.Source) -> list[str]:
     """The plots this experiment has (some need a regression data set)."""
-    return [name for name, plot in PLOTS.items() if plot.applies(src.task)]
+    return [n for n, plot in PLOTS.items() if plot.applies(src.task) and _probed(src, plot)]
 
 
 def gather(
@@ -149,6 +181,9 @@ def gather(
     if not plot.applies(src.task):
         needs = " or ".join(plot.tasks)
         message = f"{plot.name} plots need a {needs} data set, not {src.task}"
+        raise checks.PlotParamError("name", message, applicable(src))
+    if not _probed(src, plot):
+        message = f"{plot.name} plots need probes.{plot.probe} in the spec"
         raise checks.PlotParamError("name", message, applicable(src))
     found = plot.data(session, src, params, fmt)
     return b.clean({"experiment_id": str(experiment.id), "variants": src.variants, **found})

@@ -75,6 +75,8 @@ class Plot(Generic[P]):
     animate: Callable[[dict[str, Any]], bytes] | None = None
     tasks: tuple[str, ...] = ()
     model: type[BaseModel] | None = None
+    # The spec's `probes` field (landscape, ics, ...) without which the plot has no data.
+    probe: str | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
