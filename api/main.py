@@ -29,6 +29,7 @@ from api.routes import (
     presets,
     runs,
     session,
+    spec,
     sweeps,
     workers,
 )
@@ -70,6 +71,7 @@ def create_app() -> FastAPI:
     for module in (
         health,
         presets,
+        spec,
         experiments,
         estimates,
         runs,

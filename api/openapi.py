@@ -63,6 +63,20 @@ def error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
+def say_binary_in_words(response: dict[str, Any]) -> None:
+    """A response of bytes only (a zip, an image) names its media types in its description.
+
+    Generated clients map JSON and text bodies; a binary-only `content` makes them (such as
+    openapi-python-client) drop the response with a warning, while without one they hand the
+    bytes back as they came.
+    """
+    media = list(response.get("content", {}))
+    textual = [m for m in media if m.startswith("text/") or m.endswith("json")]
+    if media and not textual:
+        del response["content"]
+        response["description"] = f"{response.get('description', '')} ({', '.join(media)})"
+
+
 def can_be_invalid(operation: dict[str, Any]) -> bool:
     """Whether a request can fail validation: a body, or a parameter that is more than a string."""
     if "requestBody" in operation:
@@ -96,6 +110,8 @@ def annotate(schema: dict[str, Any]) -> None:
                 # FastAPI's answer to a body json cannot even decode (not UTF-8, a number with
                 # thousands of digits); JSON that merely does not parse is a 422.
                 responses.setdefault("400", error("Body is not decodable JSON"))
+            for response in responses.values():
+                say_binary_in_words(response)
             default_422 = responses.get("422", {}).get("description") == "Validation Error"
             if default_422 and not can_be_invalid(operation):
                 # FastAPI documents a 422 for any route with parameters, even plain strings.

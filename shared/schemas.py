@@ -164,7 +164,7 @@ class PlotIndex(BaseModel):
     """What an experiment's plots can be asked for."""
 
     experiment_id: uuid.UUID
-    status: str
+    status: ExperimentStatus
     task: str = Field(description="classification or regression")
     plots: dict[str, list[str]] = Field(description="Plot name -> its formats")
     seeds: list[int]

@@ -16,6 +16,7 @@ PROTECTED = [
     ("GET", f"/api/v1/runs/{MISSING}/histograms"),
     ("GET", f"/api/v1/runs/{MISSING}/curves"),
     ("GET", "/api/v1/presets"),
+    ("GET", "/api/v1/spec/schema"),
     ("GET", "/api/v1/presets/seed-bn-mlp"),
     ("GET", f"/api/v1/experiments/{MISSING}/export.csv"),
     ("GET", f"/api/v1/experiments/{MISSING}/export/histograms.csv"),

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.plots import build as b
-from api.plots import data, draw_layers, draw_science, draw_training, science
+from api.plots import data, draw_layers, draw_science, draw_training, models, science
 from api.plots import params as checks
 from api.plots.registry import NoParams, Plot
 from shared.models import Experiment
@@ -97,6 +97,7 @@ PLOTS: dict[str, Plot[Any]] = {
             params=LossParams,
             data=_loss,
             draw=draw_training.loss,
+            model=models.LossData,
         ),
         Plot(
             name="activations",
@@ -107,6 +108,7 @@ PLOTS: dict[str, Plot[Any]] = {
             data=_activations,
             draw=draw_layers.activations,
             animate=draw_layers.animation,
+            model=models.ActivationsData,
         ),
         Plot(
             name="distributions",
@@ -116,6 +118,7 @@ PLOTS: dict[str, Plot[Any]] = {
             params=DistributionsParams,
             data=_distributions,
             draw=draw_layers.distributions,
+            model=models.DistributionsData,
         ),
         Plot(
             name="eval",
@@ -124,6 +127,7 @@ PLOTS: dict[str, Plot[Any]] = {
             params=NoParams,
             data=_eval,
             draw=draw_training.evaluation,
+            model=models.EvalData,
         ),
         Plot(
             name="fit",
@@ -134,6 +138,7 @@ PLOTS: dict[str, Plot[Any]] = {
             data=_fit,
             draw=draw_training.fit,
             tasks=("regression",),
+            model=models.FitData,
         ),
         Plot(
             name="landscape",

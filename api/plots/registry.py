@@ -17,10 +17,13 @@ Adding a plot is one `Plot(...)` in `api/plots/catalog.py` (PLOTS), next to its 
         data=loss_data,                         # parameters, constraints and descriptions
         draw=draw_training.loss,                # included (NoParams: none)
         tasks=("regression",),                  # only for these data set tasks (default: all)
+        model=LossData,                         # the `.json` data's shape (api/plots/models.py)
     )
 
-The route (api/routes/plots.py), the plots index, the cache and ETag handling, the 404 and 422
-answers and the OpenAPI document then follow; nothing else needs an edit.
+The routes (api/routes/plots.py: `{name}.json`, operation `plots-{name}-data`, typed by `model`;
+`{name}.{fmt}` for the pictures, operation `plots-{name}`), the plots index, the cache and ETag
+handling, the 404 and 422 answers and the OpenAPI document then follow; nothing else needs an
+edit.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Plot(Generic[P]):
     draw: Callable[[dict[str, Any]], Figure]
     animate: Callable[[dict[str, Any]], bytes] | None = None
     tasks: tuple[str, ...] = ()
+    model: type[BaseModel] | None = None
     # The spec's `probes` field (landscape, ics, ...) without which the plot has no data.
     probe: str | None = None
 

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from api import service
 from api.deps import CurrentOwner, SessionDep
@@ -14,13 +15,14 @@ from api.plots import MEDIA_TYPES
 from api.plots import compare as plot_compare
 from api.plots.cache import cached_response
 from api.plots.catalog import PLOTS
+from api.plots.models import CompareData
 from api.plots.params import PlotParamError
 from api.routes.plots import is_finished, responses, unprocessable
 
 router = APIRouter(prefix="/api/v1/compare", tags=["plots"])
 
 MAX_IDS = 12
-FORMATS = ("png", "svg", "json")
+FORMATS = ("png", "svg")
 IdsParam = Annotated[
     str,
     Query(
@@ -47,17 +49,21 @@ def parse_ids(raw: list[str]) -> list[uuid.UUID]:
     return ids
 
 
-@router.get("/{name}.{fmt}", response_class=Response, responses=responses(FORMATS))
-def compare_plot(
-    name: Literal["loss", "eval"],
-    fmt: Literal["png", "svg", "json"],
+Name = Literal["loss", "eval"]
+SmoothParam = Annotated[int | None, Query(ge=1, le=10_000, description="Moving average")]
+IdsQuery = Annotated[list[str], Query(max_length=MAX_IDS, description="Experiment ids")]
+
+
+def serve(
     request: Request,
-    session: SessionDep,
-    owner: CurrentOwner,
-    ids: Annotated[list[str], Query(max_length=MAX_IDS, description="Experiment ids")],
-    smooth: Annotated[int | None, Query(ge=1, le=10_000, description="Moving average")] = None,
+    session: Session,
+    owner: str,
+    name: str,
+    fmt: str,
+    ids: list[str],
+    smooth: int | None,
 ) -> Response:
-    """Train loss (`loss`) or evaluations (`eval`) of several experiments on one plot."""
+    """Comparison plot `name` in `fmt`, through the cache."""
     experiments = [service.get_experiment(session, i, owner) for i in parse_ids(ids)]
     finished = all(is_finished(e) for e in experiments)
     # Keyed by state too: see api.routes.plots.serve.
@@ -73,3 +79,30 @@ def compare_plot(
         return PLOTS[name].render(found, fmt), MEDIA_TYPES[fmt]
 
     return cached_response(request, key, finished, produce)
+
+
+@router.get("/{name}.json", response_model=CompareData, responses=responses(["json"]))
+def compare_data(
+    name: Name,
+    request: Request,
+    session: SessionDep,
+    owner: CurrentOwner,
+    ids: IdsQuery,
+    smooth: SmoothParam = None,
+) -> Response:
+    """The data behind a comparison: several experiments' series, labelled experiment/variant."""
+    return serve(request, session, owner, name, "json", ids, smooth)
+
+
+@router.get("/{name}.{fmt}", response_class=Response, responses=responses(FORMATS))
+def compare_plot(
+    name: Name,
+    fmt: Literal["png", "svg"],
+    request: Request,
+    session: SessionDep,
+    owner: CurrentOwner,
+    ids: IdsQuery,
+    smooth: SmoothParam = None,
+) -> Response:
+    """Train loss (`loss`) or evaluations (`eval`) of several experiments on one plot."""
+    return serve(request, session, owner, name, fmt, ids, smooth)

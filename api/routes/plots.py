@@ -30,12 +30,16 @@ SeedParam = Annotated[int | None, Query(ge=0, description="Which seed's runs; de
 
 
 def responses(formats: Sequence[str]) -> dict[int | str, dict[str, Any]]:
-    """The answers of a plot route serving `formats`."""
+    """The answers of a plot route serving `formats` (json: the response model says the shape).
+
+    The pictures' media types are named in words, not as `content`: generated clients (such as
+    openapi-python-client's) cannot map image types and drop the response with a warning, while
+    without `content` they hand back the bytes as they came.
+    """
+    pictures = [MEDIA_TYPES[fmt] for fmt in formats if fmt != "json"]
+    said = f"The plot, as {' or '.join(pictures)} (the path's format)"
     return {
-        200: {
-            "content": {MEDIA_TYPES[fmt]: {} for fmt in formats},
-            "description": "The plot, or with `.json` the data behind it",
-        },
+        200: {"description": said if pictures else "The data behind the plot"},
         304: {"description": "Not modified (If-None-Match matched the ETag)"},
         404: {"description": "No such experiment"},
         422: {"description": "A parameter names something that does not exist; lists what does"},
@@ -95,9 +99,34 @@ def plot_index(
 
 
 def add_plot_route(router: APIRouter, plot: Plot[Any]) -> None:
-    """GET `{name}.{fmt}`: the plot's formats as the path's choices, its model as the query."""
-    Format = Literal[plot.formats]  # type: ignore[valid-type,name-defined]
+    """GET `{name}.json` (the data, typed by the plot's model) and `{name}.{fmt}` (pictures)."""
     Params = Annotated[plot.params, Query()]  # type: ignore[name-defined]
+    pictures = tuple(fmt for fmt in plot.formats if fmt != "json")
+
+    if "json" in plot.formats:
+
+        def data_endpoint(
+            experiment_id: uuid.UUID,
+            request: Request,
+            session: SessionDep,
+            owner: CurrentOwner,
+            params: Params,
+        ) -> Response:
+            return serve(request, session, owner, experiment_id, plot, "json", params)
+
+        router.add_api_route(
+            f"/{plot.name}.json",
+            data_endpoint,
+            methods=["GET"],
+            name=f"{plot.name}_data",
+            summary=f"{plot.name.capitalize()} plot data",
+            description=f"The data behind the {plot.name} plot. {plot.summary}",
+            response_model=plot.model or dict[str, Any],
+            responses=responses(["json"]),
+        )
+    if not pictures:
+        return
+    Format = Literal[pictures]  # type: ignore[valid-type,name-defined]
 
     def endpoint(
         experiment_id: uuid.UUID,
@@ -117,7 +146,7 @@ def add_plot_route(router: APIRouter, plot: Plot[Any]) -> None:
         summary=f"{plot.name.capitalize()} plot",
         description=plot.summary,
         response_class=Response,
-        responses=responses(plot.formats),
+        responses=responses(pictures),
     )
 
 

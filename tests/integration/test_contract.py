@@ -48,6 +48,13 @@ STABLE_IDS = {
     "plots-eval",
     "plots-fit",
     "plots-compare",
+    "plots-loss-data",
+    "plots-activations-data",
+    "plots-distributions-data",
+    "plots-eval-data",
+    "plots-fit-data",
+    "plots-compare-data",
+    "spec-schema",
     "session-create",
     "session-get",
     "session-delete",
@@ -166,6 +173,10 @@ def test_generated_client_submits_waits_and_reads(stack: Stack, generated: Modul
     assert isinstance(metrics, models.MetricsPublic)
     losses = metrics.series["train_loss"]
     assert losses.steps[:2] == [1, 2] and len(losses.values) == 20
+
+    loss = part("api.plots.plots_loss_data").sync(client=client, experiment_id=created.id)
+    assert isinstance(loss, models.LossData) and [s.label for s in loss.series] == ["plain", "bn"]
+    assert loss.series[1].seeds == [0, 1] and len(loss.series[1].mean) == 20
 
     index = plots_index.sync(client=client, experiment_id=created.id)
     assert isinstance(index, models.PlotIndex) and "fit" in index.plots.additional_properties

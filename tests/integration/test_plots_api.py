@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.plots.catalog import PLOTS
 from scripts.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -76,6 +77,10 @@ def test_every_plot_renders_as_png_and_svg(stack: Stack, studies: dict, preset: 
         assert status == 200 and ET.fromstring(svg).tag.endswith("svg")
         status, _, data = get(stack, f"{base}/{name}.json")
         assert status == 200 and json.loads(data)["experiment_id"] == experiment["id"]
+        # The data is what the OpenAPI document says it is, field for field.
+        model = PLOTS[name].model
+        assert model is not None
+        assert model.model_validate_json(data).model_dump(mode="json") == json.loads(data), name
     status, headers, gif = get(stack, f"{base}/activations.gif")
     assert status == 200 and gif[:6] == b"GIF89a"
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.plots.models import CompareData
 from shared import results
 from shared.db import get_sessionmaker
 from shared.models import Experiment, Run
@@ -136,6 +137,9 @@ def test_compare_overlays_experiments(client: TestClient, experiment_id: str) ->
     other = store_experiment(get_settings().resolved_database_url, status="running")
     body = client.get(f"/api/v1/compare/loss.json?ids={experiment_id},{other}").json()
     assert len(body["series"]) == 4 and body["series"][0]["label"].endswith("/plain")
+    for name in ("loss", "eval"):  # the data is what the OpenAPI document says it is
+        data = client.get(f"/api/v1/compare/{name}.json?ids={experiment_id},{other}").json()
+        assert CompareData.model_validate(data).model_dump(mode="json", exclude_unset=True) == data
     response = client.get(f"/api/v1/compare/eval.png?ids={experiment_id},{other}")
     assert response.content[:4] == b"\x89PNG" and response.headers["cache-control"].endswith(
         "no-cache"
@@ -155,7 +159,8 @@ def test_pages_and_assets_are_served_but_not_documented(
         assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
         assert "No such experiment" in missing.text and 'href="/"' in missing.text
     assert "a&lt;b&gt;" in client.get("/experiments/a<b>").text  # the echoed id is escaped
-    for asset in ("app.js", "app.css", "experiment.js", "new.js", "index.js", "compare.js"):
+    assets = ("app.js", "app.css", "experiment.js", "new.js", "schemaform.js", "index.js")
+    for asset in (*assets, "compare.js"):
         assert client.get(f"/static/app/{asset}").status_code == 200
     assert client.get("/static/app/../routes.py").status_code == 404
     paths = client.get("/openapi.json").json()["paths"]

@@ -242,7 +242,7 @@ def test_one_declaration_makes_the_route_and_its_openapi_operation() -> None:
     plot = Plot(
         name="toy",
         summary="A toy plot.",
-        formats=("svg", "json"),
+        formats=("svg", "png", "json"),
         params=Params,
         data=lambda session, src, p, fmt: {},
         draw=catalog.PLOTS["loss"].draw,
@@ -251,10 +251,13 @@ def test_one_declaration_makes_the_route_and_its_openapi_operation() -> None:
     add_plot_route(router, plot)
     app = FastAPI()
     app.include_router(router)
-    operation = app.openapi()["paths"]["/x/{experiment_id}/plots/toy.{fmt}"]["get"]
+    paths = app.openapi()["paths"]
+    operation = paths["/x/{experiment_id}/plots/toy.{fmt}"]["get"]
     params = {p["name"]: p for p in operation["parameters"]}
-    assert params["fmt"]["schema"]["enum"] == ["svg", "json"]
+    assert params["fmt"]["schema"]["enum"] == ["svg", "png"]
     assert params["bins"]["in"] == "query" and params["bins"]["description"] == "How many bins"
+    data = paths["/x/{experiment_id}/plots/toy.json"]["get"]
+    assert [p["name"] for p in data["parameters"]] == ["experiment_id", "bins"]
     with pytest.raises(ValueError, match="gif"):
         Plot(
             name="bad", summary="", formats=("gif",), params=Params, data=plot.data, draw=plot.draw
