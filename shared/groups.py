@@ -97,7 +97,11 @@ def roll_up(session: Session, experiment: Experiment) -> ExperimentStatus:
         values["finished_at"] = max(g.finished_at or utcnow() for g in groups)
         if not experiment.status.finished:
             session.flush()
-            runs = session.scalars(select(Run).where(Run.experiment_id == experiment.id)).all()
+            # In spec order, as the live findings see them: the pairs' order must not depend
+            # on which group happened to finish last.
+            runs = session.scalars(
+                select(Run).where(Run.experiment_id == experiment.id).order_by(Run.position)
+            ).all()
             values["findings"] = results.experiment_findings(session, runs)
             log.info("experiment %s %s", experiment.id, status)
     session.execute(update(Experiment).where(Experiment.id == experiment.id).values(**values))
