@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.schemas import ExperimentCreate
+from shared.schemas import ExperimentCreate, Spread
 from shared.spec import Name
 
 MAX_AXES = 8
@@ -105,14 +105,6 @@ class SweepPresetPublic(BaseModel):
     name: str
     description: str
     body: dict[str, Any]
-
-
-class Spread(BaseModel):
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    n: int
 
 
 class VariantAtPoint(BaseModel):
