@@ -133,6 +133,7 @@ def claim(session: Session, group_id: uuid.UUID, worker: str) -> uuid.UUID | Non
                 attempt=SeedGroup.attempt + 1,
                 started_at=started or now,
                 heartbeat_at=now,
+                step=None,  # until this attempt's first step: the limit while loading applies
                 step_at=now,
                 worker=worker,
             )
@@ -450,10 +451,11 @@ def requeue_stale(
 
 
 def requeue_stalled(
-    session: Session, stall_limit_s: Callable[[float | None], float], max_losses: int
+    session: Session, stall_limit_s: Callable[[float | None, bool], float], max_losses: int
 ) -> list[tuple[str, str]]:
-    """Running groups whose step has not advanced for `stall_limit_s(slowest step)` seconds ->
-    queued again, as a lost worker (a hung step: its heartbeat thread still beats).
+    """Running groups whose step has not advanced for `stall_limit_s(slowest step, training)`
+    seconds -> queued again, as a lost worker (a hung step: its heartbeat thread still beats).
+    `training` is False while the attempt has done no step yet (it is loading its data).
 
     The stuck worker finds its writes refused when it wakes, and lets go.
     Returns (group id, queue) of those to send again, once the caller has committed.
@@ -476,7 +478,7 @@ def requeue_stalled(
         .order_by(SeedGroup.experiment_id)
     ).all()
     for group_id, experiment_id, queue, before, step, step_at, slowest, worker in running:
-        limit = stall_limit_s(slowest)
+        limit = stall_limit_s(slowest, step is not None)
         stalled_before = now - timedelta(seconds=limit)
         if step_at is None or step_at >= stalled_before:
             continue

@@ -32,11 +32,12 @@ STALL_MULTIPLE = 10
 STALL_FLOOR_S = 300.0
 
 
-def stall_limit_s(settings: Settings, slowest_step_s: float | None) -> float:
-    """How long a group's step may stay where it is before its worker is presumed stuck."""
-    if settings.stall_s > 0:
+def stall_limit_s(settings: Settings, slowest_step_s: float | None, training: bool) -> float:
+    """How long a group's step may stay where it is before its worker is presumed stuck;
+    before an attempt's first step (loading data, maybe downloading it), never under the floor."""
+    if settings.stall_s > 0 and training:
         return settings.stall_s
-    return max(STALL_MULTIPLE * (slowest_step_s or 0.0), STALL_FLOOR_S)
+    return max(STALL_MULTIPLE * (slowest_step_s or 0.0), STALL_FLOOR_S, settings.stall_s)
 
 
 def reap(settings: Settings, celery: Celery) -> list[str]:
@@ -46,7 +47,9 @@ def reap(settings: Settings, celery: Celery) -> list[str]:
         lifecycle.close_cancelled(session, stale_before)
         to_send = lifecycle.requeue_stale(session, stale_before, settings.max_worker_losses)
         to_send += lifecycle.requeue_stalled(
-            session, lambda slowest: stall_limit_s(settings, slowest), settings.max_worker_losses
+            session,
+            lambda slowest, training: stall_limit_s(settings, slowest, training),
+            settings.max_worker_losses,
         )
         to_send += lifecycle.resend_unclaimed(
             session,

@@ -229,8 +229,8 @@ def test_a_group_whose_step_stops_advancing_is_requeued_as_a_loss(session: Sessi
     assert group.heartbeat_at is not None and advanced_at is not None
     assert group.heartbeat_at > advanced_at
     # Within its limit, nothing happens; past it, the group goes back to the queue as a loss.
-    assert lifecycle.requeue_stalled(session, lambda slowest: 3600.0, max_losses=3) == []
-    past = lifecycle.requeue_stalled(session, lambda slowest: 0.0, max_losses=3)
+    assert lifecycle.requeue_stalled(session, lambda slowest, training: 3600.0, max_losses=3) == []
+    past = lifecycle.requeue_stalled(session, lambda slowest, training: 0.0, max_losses=3)
     assert past == [(str(group_id), "any")]
     session.commit()
     group = group_of(session, experiment_id)
@@ -240,4 +240,6 @@ def test_a_group_whose_step_stops_advancing_is_requeued_as_a_loss(session: Sessi
     assert lifecycle.poll(session, group_id, ME) == (False, False)
     # A new claim counts as an advance: the new worker is not taken for stuck at once.
     assert lifecycle.claim(session, group_id, OTHER) == experiment_id
-    assert lifecycle.requeue_stalled(session, lambda slowest: 60.0, max_losses=3) == []
+    assert group_of(session, experiment_id).step is None, "no step of this attempt yet"
+    loading = lambda slowest, training: 0.0 if training else 60.0  # noqa: E731
+    assert lifecycle.requeue_stalled(session, loading, max_losses=3) == []
