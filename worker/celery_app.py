@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from celery import signals
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared.broker import make_celery
 from shared.config import get_settings
@@ -32,7 +32,8 @@ def served_queues(has_cuda: bool) -> list[str]:
 
 HAS_CUDA = torch.cuda.is_available()
 # The default set Celery consumes from when no -Q is given.
-app.conf.task_queues = [Queue(name) for name in served_queues(HAS_CUDA)]
+# Each bound as a queue Celery makes for a -Q name: its own direct exchange and routing key.
+app.conf.task_queues = [Queue(q, Exchange(q), routing_key=q) for q in served_queues(HAS_CUDA)]
 # No worker_process_init engine reset: the worker runs `--pool solo`, which never forks, so no
 # connection is inherited (the handler would never fire). A prefork pool would need one.
 
