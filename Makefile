@@ -36,7 +36,7 @@ api: migrate
 	$(BIN)/uvicorn api.main:app --host 127.0.0.1 --port 8000
 
 worker: setup
-	$(BIN)/celery -A worker.celery_app worker -Q gpu,cpu,any --pool solo --loglevel INFO
+	$(BIN)/celery -A worker.celery_app worker --pool solo --loglevel INFO
 
 test: setup test-tools
 	$(BIN)/python -m pytest -q tests

@@ -19,7 +19,7 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -87,8 +87,14 @@ def experiment_status(session: Session, experiment_id: uuid.UUID, owner: str) ->
     return found
 
 
-def experiment_json(session: Session, experiment_id: uuid.UUID, owner: str) -> bytes:
-    """The owner's experiment as the API's JSON (ExperimentPublic), or 404."""
+def experiment_json(
+    session: Session,
+    experiment_id: uuid.UUID,
+    owner: str,
+    waiting: Callable[[Experiment], str | None] = lambda experiment: None,
+) -> bytes:
+    """The owner's experiment as the API's JSON (ExperimentPublic), or 404; `waiting` says what
+    an unfinished one waits for (a finished one, served from the cache, waits for nothing)."""
     finished = experiment_status(session, experiment_id, owner) not in ACTIVE
     if finished:
         cached = experiments_json.get(experiment_id)
@@ -101,7 +107,9 @@ def experiment_json(session: Session, experiment_id: uuid.UUID, owner: str) -> b
     )
     if experiment is None:
         raise not_found("experiment", experiment_id)
-    body = ExperimentPublic.model_validate(experiment).model_dump_json().encode()
+    view = ExperimentPublic.model_validate(experiment)
+    view.waiting = waiting(experiment)
+    body = view.model_dump_json().encode()
     if experiment.status not in ACTIVE:
         experiments_json.put(experiment_id, body)
     return body

@@ -42,7 +42,8 @@ class Stack:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     log_dir: Path | None = None
-    queues: str = "gpu,cpu,any"
+    # None: the worker decides (gpu only where it has CUDA); else its -Q, e.g. "cpu,any".
+    queues: str | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # The bearer token request() sends; made by start() when the stack checks tokens.
     token: str | None = None
@@ -108,8 +109,7 @@ class Stack:
             "-A",
             "worker.celery_app",
             "worker",
-            "-Q",
-            self.queues,
+            *(["-Q", self.queues] if self.queues else []),
             "--pool",
             "solo",
             "--loglevel",

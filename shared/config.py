@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # An experiment whose worker is lost this many times (killed mid-run, say out of memory)
     # fails with a readable error instead of taking down one worker after another.
     max_worker_losses: int = 3
+    # A running group whose training step has not advanced this long is taken from its worker
+    # (a hung step) and queued again, as a lost worker. 0: max(10 x its slowest step, 300 s).
+    stall_s: float = Field(default=0.0, ge=0)
     # Metrics and histograms are written at most this often (and at the end).
     flush_every_s: float = 1.0
     # Intra-op threads of a CPU worker; 0 keeps torch's default (one per core). Small nets on a

@@ -8,7 +8,8 @@ Nothing here commits: the caller's unit of work does, and enqueueing comes after
 
     queued --claim--> running --finish--> succeeded | cancelled
       ^                  |  \--fail / settle--> failed | cancelled
-      +--hand_back / requeue_stale (worker gone) / resend_unclaimed (message gone)--+
+      +--hand_back / requeue_stale (worker gone) / requeue_stalled (step stuck) /
+         resend_unclaimed (message gone)--+
 
 A worker passes its id to every write it makes, so a worker presumed dead (its experiment given
 to another) finds its writes refused and lets go.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict
@@ -132,6 +133,8 @@ def claim(session: Session, group_id: uuid.UUID, worker: str) -> uuid.UUID | Non
                 attempt=SeedGroup.attempt + 1,
                 started_at=started or now,
                 heartbeat_at=now,
+                step=None,  # until this attempt's first step: the limit while loading applies
+                step_at=now,
                 worker=worker,
             )
         )
@@ -147,13 +150,25 @@ def claim(session: Session, group_id: uuid.UUID, worker: str) -> uuid.UUID | Non
 
 
 def stamp(
-    session: Session, group_id: uuid.UUID, worker: str, progress: float | None = None
+    session: Session,
+    group_id: uuid.UUID,
+    worker: str,
+    progress: float | None = None,
+    step: int | None = None,
+    slowest_step_s: float | None = None,
 ) -> bool:
-    """Heartbeat (and progress, when given) of a held group; False if no longer held."""
+    """Heartbeat (and progress, the training step and the slowest step so far, when given) of a
+    held group; False if no longer held. `step_at` moves only when the step does."""
     now = utcnow()
     values: dict[str, Any] = {"heartbeat_at": now}
     if progress is not None:
         values["progress"] = min(1.0, progress)
+    if step is not None:
+        advanced = or_(SeedGroup.step.is_(None), SeedGroup.step != step)
+        values["step"] = step
+        values["step_at"] = case((advanced, now), else_=SeedGroup.step_at)
+    if slowest_step_s is not None:
+        values["slowest_step_s"] = slowest_step_s
     held = _changed(
         session.execute(update(SeedGroup).where(*held_by(group_id, worker)).values(**values))
     )
@@ -379,6 +394,47 @@ def close_cancelled(session: Session, stale_before: datetime) -> list[uuid.UUID]
     return closed
 
 
+def _take_back(
+    session: Session,
+    group_id: uuid.UUID,
+    experiment_id: uuid.UUID,
+    still: tuple[Any, ...],
+    losses: int,
+    max_losses: int,
+    why: str,
+) -> bool:
+    """A group whose worker is lost (`why`) -> queued again, or failed at `max_losses` losses,
+    if `still` holds. True when it was queued again (and must be sent)."""
+    experiment = _lock(session, experiment_id)
+    if losses >= max_losses:
+        error = (
+            f"its worker was lost {losses} times mid-run (killed, out of memory, or stuck?); "
+            "not retried again (BNLAB_MAX_WORKER_LOSSES)"
+        )
+        if settle(
+            session, group_id, still, ExperimentStatus.failed, worker_losses=losses, error=error
+        ):
+            log.error("seed group %s lost its worker %d times; failed", group_id, losses)
+        return False
+    reset = _changed(
+        session.execute(
+            update(SeedGroup)
+            .where(SeedGroup.id == group_id, *still)
+            .values(
+                status=ExperimentStatus.queued,
+                worker=None,
+                enqueued_at=utcnow(),
+                enqueue_count=SeedGroup.enqueue_count + 1,
+                worker_losses=losses,
+            )
+        )
+    )
+    if reset:
+        roll_up(session, experiment)
+        log.warning("seed group %s %s; queued again", group_id, why)
+    return bool(reset)
+
+
 def requeue_stale(
     session: Session, stale_before: datetime, max_losses: int
 ) -> list[tuple[str, str]]:
@@ -386,7 +442,6 @@ def requeue_stale(
 
     Returns (group id, queue) of those to send again, once the caller has committed.
     """
-    now = utcnow()
     to_send = []
     stale = session.execute(
         select(SeedGroup.id, SeedGroup.experiment_id, Experiment.queue, SeedGroup.worker_losses)
@@ -395,43 +450,55 @@ def requeue_stale(
         .order_by(SeedGroup.experiment_id)
     ).all()
     for group_id, experiment_id, queue, before in stale:
-        losses = before + 1
         still_stale = (
             SeedGroup.status == ExperimentStatus.running,
             SeedGroup.heartbeat_at < stale_before,
         )
-        experiment = _lock(session, experiment_id)
-        if losses >= max_losses:
-            error = (
-                f"its worker was lost {losses} times mid-run (killed, or out of memory?); "
-                "not retried again (BNLAB_MAX_WORKER_LOSSES)"
-            )
-            if settle(
-                session,
-                group_id,
-                still_stale,
-                ExperimentStatus.failed,
-                worker_losses=losses,
-                error=error,
-            ):
-                log.error("seed group %s lost its worker %d times; failed", group_id, losses)
-            continue
-        reset = _changed(
-            session.execute(
-                update(SeedGroup)
-                .where(SeedGroup.id == group_id, *still_stale)
-                .values(
-                    status=ExperimentStatus.queued,
-                    worker=None,
-                    enqueued_at=now,
-                    enqueue_count=SeedGroup.enqueue_count + 1,
-                    worker_losses=losses,
-                )
-            )
+        why = "lost its worker"
+        if _take_back(session, group_id, experiment_id, still_stale, before + 1, max_losses, why):
+            to_send.append((str(group_id), queue))
+    return to_send
+
+
+def requeue_stalled(
+    session: Session, stall_limit_s: Callable[[float | None, bool], float], max_losses: int
+) -> list[tuple[str, str]]:
+    """Running groups whose step has not advanced for `stall_limit_s(slowest step, training)`
+    seconds -> queued again, as a lost worker (a hung step: its heartbeat thread still beats).
+    `training` is False while the attempt has done no step yet (it is loading its data).
+
+    The stuck worker finds its writes refused when it wakes, and lets go.
+    Returns (group id, queue) of those to send again, once the caller has committed.
+    """
+    now = utcnow()
+    to_send = []
+    running = session.execute(
+        select(
+            SeedGroup.id,
+            SeedGroup.experiment_id,
+            Experiment.queue,
+            SeedGroup.worker_losses,
+            SeedGroup.step,
+            SeedGroup.step_at,
+            SeedGroup.slowest_step_s,
+            SeedGroup.worker,
         )
-        if reset:
-            roll_up(session, experiment)
-            log.warning("seed group %s lost its worker; queued again", group_id)
+        .join(Experiment, Experiment.id == SeedGroup.experiment_id)
+        .where(SeedGroup.status == ExperimentStatus.running, SeedGroup.step_at.is_not(None))
+        .order_by(SeedGroup.experiment_id)
+    ).all()
+    for group_id, experiment_id, queue, before, step, step_at, slowest, worker in running:
+        limit = stall_limit_s(slowest, step is not None)
+        stalled_before = now - timedelta(seconds=limit)
+        if step_at is None or step_at >= stalled_before:
+            continue
+        still_stalled = (
+            SeedGroup.status == ExperimentStatus.running,
+            SeedGroup.worker == worker,
+            SeedGroup.step_at < stalled_before,
+        )
+        why = f"stalled at step {step} for over {limit:g} s on {worker}"
+        if _take_back(session, group_id, experiment_id, still_stalled, before + 1, max_losses, why):
             to_send.append((str(group_id), queue))
     return to_send
 

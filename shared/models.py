@@ -148,6 +148,12 @@ class SeedGroup(Base):
     # Times the reaper found its worker gone mid-run (killed, out of memory); hand-backs at a
     # clean shutdown do not count. At BNLAB_MAX_WORKER_LOSSES the group fails instead.
     worker_losses: Mapped[int] = mapped_column(Integer, default=0)
+    # Training progress the heartbeat reports: the last step done, when it last advanced (the
+    # claim counts as an advance), and the slowest step seen; a step stuck past the stall limit
+    # (BNLAB_STALL_S) takes the group from its worker like a lost heartbeat.
+    step: Mapped[int | None] = mapped_column(Integer)
+    step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slowest_step_s: Mapped[float | None] = mapped_column(Float)
     # Written at flush boundaries, so a resumed run never repeats or skips a stored step.
     checkpoint: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 

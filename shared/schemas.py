@@ -138,6 +138,8 @@ class ExperimentPublic(BaseModel):
     spec: ExperimentSpec
     # Set by the worker once it has the data.
     dataset: DatasetUsed | None = None
+    # While it waits on a queue no live worker consumes: "waiting for a GPU worker".
+    waiting: str | None = None
     runs: list[RunPublic]
     groups: list[SeedGroupPublic]
     findings: Findings | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,12 +17,27 @@ from shared import lifecycle, results
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Curve, Histogram, Metric
-from worker.heartbeat import shutdown_requested
+from worker.heartbeat import report_step, shutdown_requested
 from worker.training.resolve import DatasetChoice
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
 
+log = logging.getLogger(__name__)
+
 # How often the database is asked whether the experiment was cancelled.
 CANCEL_POLL_S = 0.2
+
+# TEST ONLY: "STEP:SECONDS" makes training sleep SECONDS (default: an hour) once it has done
+# step STEP, as a hung step would, while the heartbeat thread beats on. Read here, in the
+# worker's glue, never by the training core; documented in the README as a test-only switch.
+TEST_STALL_VARIABLE = "BNLAB_TEST_STALL_AT_STEP"
+
+
+def _test_stall() -> tuple[int, float] | None:
+    value = os.environ.get(TEST_STALL_VARIABLE, "").strip()
+    if not value:
+        return None
+    step, _, seconds = value.partition(":")
+    return int(step), float(seconds or 3600)
 
 
 class DatabaseSink:
@@ -41,6 +58,13 @@ class DatabaseSink:
         self._last_checkpoint = time.monotonic()
         self._last_poll = 0.0
         self._cancelled = False
+        # Training progress for the heartbeat: the last step done, and the slowest step's time
+        # (from one should_stop, before a step, to the next: evaluation and flushes included).
+        self.step = 0
+        self._stepping = False
+        self._step_started: float | None = None
+        self.slowest_step_s: float | None = None
+        self._stall = _test_stall()
         self.interrupted = False
         # Another worker holds the experiment now: this one was presumed dead (a long pause, a
         # lost database connection) and its claim was given away. It must stop writing.
@@ -77,9 +101,14 @@ class DatabaseSink:
         self._pending[Curve].extend(self._rows(curves))
 
     def on_progress(self, done: int, total: int) -> None:
+        # `done` counts every step of the group, so a resumed run reports from its checkpoint.
+        self.step, self._stepping = done, False
+        report_step(self.step, self.slowest_step_s)
         with session_scope(self.url) as session:
             progress = done / max(total, 1)
-            if lifecycle.stamp(session, self.group_id, self.worker, progress):
+            if lifecycle.stamp(
+                session, self.group_id, self.worker, progress, self.step, self.slowest_step_s
+            ):
                 for model, rows in self._pending.items():
                     results.upsert(session, model, rows)
             else:
@@ -105,7 +134,25 @@ class DatabaseSink:
     def stopping(self) -> bool:
         return self._cancelled or self.interrupted or self.lost
 
+    def _note_step(self) -> None:
+        """Called before every step: the one before it is done (unless a flush said so)."""
+        now = time.monotonic()
+        if self._step_started is not None:
+            took = now - self._step_started
+            self.slowest_step_s = max(self.slowest_step_s or 0.0, took)
+        self._step_started = now
+        if self._stepping:
+            self.step += 1
+        self._stepping = True
+        report_step(self.step, self.slowest_step_s)
+        if self._stall is not None and self.step == self._stall[0]:
+            log.warning("TEST ONLY (%s): stalling at step %d", TEST_STALL_VARIABLE, self.step)
+            time.sleep(self._stall[1])
+            self._stall = None
+            self._step_started = time.monotonic()  # a test's stall is no measure of a step
+
     def should_stop(self) -> bool:
+        self._note_step()
         if shutdown_requested():
             self.interrupted = True
             return True

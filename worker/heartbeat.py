@@ -1,5 +1,10 @@
 """Signs of life: a background thread stamps the worker and the experiment it is training, and
-runs the reaper on its own clock. The stamp itself is a lifecycle transition (shared.lifecycle)."""
+runs the reaper on its own clock. The stamp itself is a lifecycle transition (shared.lifecycle).
+
+The thread beats whatever training does, so it also reports training's own progress: the last
+step done and the slowest step so far, which the training thread notes here (report_step). A
+step that stops advancing while the beats go on is how the reaper tells a hung step.
+"""
 
 from __future__ import annotations
 
@@ -21,20 +26,29 @@ from worker.reaper import reap
 
 log = logging.getLogger(__name__)
 
-# Who this process is, in every write it makes to an experiment it holds.
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# Who this process is, in every write it makes to a seed group it holds. The random suffix keeps
+# two workers apart that share a hostname and a pid (containers on the host network, pid 1 each).
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class _State:
     """What the heartbeat thread reports on; written by the task, read by the thread."""
 
     current: uuid.UUID | None = None
+    step: int | None = None
+    slowest_step_s: float | None = None
     shutdown = threading.Event()
 
 
 def set_current(group_id: uuid.UUID | None) -> None:
     """Tell the heartbeat which seed group this process is training (None when idle)."""
     _State.current = group_id
+    _State.step = _State.slowest_step_s = None
+
+
+def report_step(step: int, slowest_step_s: float | None) -> None:
+    """Note training's progress for the next beat: the last step done, the slowest step yet."""
+    _State.step, _State.slowest_step_s = step, slowest_step_s
 
 
 def request_shutdown() -> None:
@@ -57,10 +71,10 @@ def beat(settings: Settings, queues: list[str]) -> None:
             session.add(row)
         else:
             row.last_seen = now
-        current = _State.current
+        current, step, slowest = _State.current, _State.step, _State.slowest_step_s
         fleet.record(session, row, current, now)
         if current is not None:
-            lifecycle.stamp(session, current, WORKER_ID)
+            lifecycle.stamp(session, current, WORKER_ID, step=step, slowest_step_s=slowest)
 
 
 def start_heartbeat(settings: Settings, queues: list[str], celery: Celery) -> threading.Thread:

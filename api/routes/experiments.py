@@ -20,13 +20,20 @@ from shared.schemas import (
     Findings,
 )
 from shared.status import ExperimentStatus
+from shared.waiting import served_queues, waiting_note
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
 
 
-def public(experiment: Experiment) -> ExperimentPublic:
-    """The API's view of an experiment."""
-    return ExperimentPublic.model_validate(experiment)
+def public(experiment: Experiment, served: set[str]) -> ExperimentPublic:
+    """The API's view of an experiment; `served`: the queues live workers consume."""
+    view = ExperimentPublic.model_validate(experiment)
+    view.waiting = waiting_note(experiment, served)
+    return view
+
+
+def served(session: SessionDep, settings: SettingsDep) -> set[str]:
+    return served_queues(session, settings.heartbeat_stale_s)
 
 
 @router.post(
@@ -53,12 +60,13 @@ def submit_experiment(
     storage.record(session, experiment, found.estimate)
     service.enqueue(celery, experiment)
     response.headers["Location"] = f"/api/v1/experiments/{experiment.id}"
-    return public(experiment)
+    return public(experiment, served(session, settings))
 
 
 @router.get("", response_model=ExperimentPage)
 def list_experiments(
     session: SessionDep,
+    settings: SettingsDep,
     owner: CurrentOwner,
     status_filter: Annotated[ExperimentStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -66,13 +74,18 @@ def list_experiments(
 ) -> ExperimentPage:
     """Experiments, newest first, optionally of one status; follow next_cursor for more."""
     items, next_cursor = service.list_experiments(session, owner, status_filter, limit, cursor)
-    return ExperimentPage(items=[public(e) for e in items], next_cursor=next_cursor)
+    queues = served(session, settings)
+    return ExperimentPage(items=[public(e, queues) for e in items], next_cursor=next_cursor)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic, responses={404: {}})
-def get_experiment(experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner) -> Response:
+def get_experiment(
+    experiment_id: uuid.UUID, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
+) -> Response:
     """Status, progress, times, the normalised spec and the runs of one experiment."""
-    body = reads.experiment_json(session, experiment_id, owner)
+    body = reads.experiment_json(
+        session, experiment_id, owner, lambda e: waiting_note(e, served(session, settings))
+    )
     return Response(body, media_type="application/json")
 
 
@@ -80,11 +93,11 @@ def get_experiment(experiment_id: uuid.UUID, session: SessionDep, owner: Current
     "/{experiment_id}/cancel", response_model=ExperimentPublic, responses={404: {}, 409: {}}
 )
 def cancel_experiment(
-    experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
+    experiment_id: uuid.UUID, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> ExperimentPublic:
     """Queued: never starts. Running: stops within a step and a flush. Finished: 409."""
     experiment = service.get_experiment(session, experiment_id, owner)
-    return public(service.cancel_experiment(session, experiment))
+    return public(service.cancel_experiment(session, experiment), served(session, settings))
 
 
 @router.delete(

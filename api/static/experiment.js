@@ -94,6 +94,8 @@
       const instead = d.used !== d.requested ? ` instead of ${d.requested}: ${d.reason}` : "";
       $("dataset").textContent = `data set: ${d.used} (${from})${instead}`;
     }
+    $("waiting").hidden = !e.waiting; // "waiting for a GPU worker": no live worker serves it
+    $("waiting").textContent = e.waiting || "";
     bn.showError($("error"), e.error || "");
     $("compare-link").href = `/compare?ids=${e.id}`;
   }

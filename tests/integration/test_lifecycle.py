@@ -212,3 +212,34 @@ def test_cancel_without_a_live_worker_is_settled(session: Session) -> None:
     experiment = reread(session, experiment_id)
     assert (experiment.status, experiment.groups[0].worker) == ("cancelled", None)
     assert session.query(Run).filter(Run.status != RunStatus.cancelled).count() == 0
+
+
+def test_a_group_whose_step_stops_advancing_is_requeued_as_a_loss(session: Session) -> None:
+    experiment_id = queued(session)
+    group_id = only_group(session, experiment_id)
+    lifecycle.claim(session, group_id, ME)
+    assert lifecycle.stamp(session, group_id, ME, step=5, slowest_step_s=0.5)
+    session.commit()
+    advanced_at = group_of(session, experiment_id).step_at
+    # Beats that report the same step keep the heartbeat fresh but not the step.
+    assert lifecycle.stamp(session, group_id, ME, step=5)
+    session.commit()
+    group = group_of(session, experiment_id)
+    assert (group.step, group.step_at, group.slowest_step_s) == (5, advanced_at, 0.5)
+    assert group.heartbeat_at is not None and advanced_at is not None
+    assert group.heartbeat_at > advanced_at
+    # Within its limit, nothing happens; past it, the group goes back to the queue as a loss.
+    assert lifecycle.requeue_stalled(session, lambda slowest, training: 3600.0, max_losses=3) == []
+    past = lifecycle.requeue_stalled(session, lambda slowest, training: 0.0, max_losses=3)
+    assert past == [(str(group_id), "any")]
+    session.commit()
+    group = group_of(session, experiment_id)
+    assert (group.status, group.worker, group.worker_losses) == ("queued", None, 1)
+    # The stuck worker, when it wakes, finds every write refused.
+    assert not lifecycle.stamp(session, group_id, ME, step=6)
+    assert lifecycle.poll(session, group_id, ME) == (False, False)
+    # A new claim counts as an advance: the new worker is not taken for stuck at once.
+    assert lifecycle.claim(session, group_id, OTHER) == experiment_id
+    assert group_of(session, experiment_id).step is None, "no step of this attempt yet"
+    loading = lambda slowest, training: 0.0 if training else 60.0  # noqa: E731
+    assert lifecycle.requeue_stalled(session, loading, max_losses=3) == []
