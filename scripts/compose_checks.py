@@ -44,10 +44,19 @@ def until(what: str, check: Any, timeout: float, every: float = 3.0) -> Any:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+_last_logged: dict[str, tuple[str, int, int]] = {}
+
+
 def states(client: httpx.Client, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The experiments as the API shows them; logged when a status or a tenth of progress moves."""
     found = {i: ok(client.get(f"/api/v1/experiments/{i}")) for i in ids}
     for i, e in found.items():
-        log.info("  %s %s %.0f%% attempt %s", i[:8], e["status"], 100 * e["progress"], e["attempt"])
+        now = (e["status"], int(10 * e["progress"]), e["attempt"])
+        if _last_logged.get(i) != now:
+            _last_logged[i] = now
+            log.info(
+                "  %s: %s, %.0f%%, attempt %d", i, e["status"], 100 * e["progress"], e["attempt"]
+            )
     for i, e in found.items():
         if e["status"] in ("failed", "cancelled"):
             raise SystemExit(f"experiment {i} {e['status']}: {e.get('error')}")

@@ -2,12 +2,12 @@
 
 Steps (each logged): the Docker engine (started here if none answers, and stopped at the end);
 the images (pulled, or made from Debian where no registry answers: scripts/compose_engine.py);
-the bnlab image, built once with the build arguments this machine needs; the deployment up from
-docker-compose.yml plus scripts/compose-smoke/override.yml (only this machine's constraints),
-with two workers; a token by `run --rm api bnlab tokens create`; two seed studies (seed-bn-mlp
-as it is) trained, one by each worker; both workers stopped mid-training and started again; both
-experiments succeed, resumed, with every metric step once; a plot read; `down -v` leaves no
-container, volume or network. State and logs: .compose-smoke/ (logs/compose.log).
+the bnlab image, built once with the build arguments this machine needs; a token by `run --rm
+api bnlab tokens create`; the deployment up from docker-compose.yml plus
+scripts/compose-smoke/override.yml (only this machine's constraints), with two workers; two seed
+studies (seed-bn-mlp as it is) trained, one by each worker; both workers stopped mid-training
+and started again; both experiments succeed, resumed, with every metric step once; a plot read;
+`down -v` leaves no container, volume or network. State and logs: .compose-smoke/ (logs/compose.log).
 """
 
 from __future__ import annotations
@@ -116,7 +116,11 @@ class Compose:
         return done.stdout or ""
 
     def configure(self) -> None:
-        """docker-compose.yml + override.yml, minus the GPU reservation (no override drops it)."""
+        """docker-compose.yml + override.yml, less what an override cannot take away in compose v1.
+
+        That is the worker's GPU reservation, and the published ports, which the host's network
+        refuses (each service listens on the host's port it is told to).
+        """
         files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE)]
         cmd = [*self.base, "-p", PROJECT, *files, "config"]
         log.info("$ %s", " ".join(cmd))
@@ -125,6 +129,12 @@ class Compose:
         worker = config["services"]["worker"]
         dropped = worker.get("deploy", {}).get("resources", {}).pop("reservations", None)
         log.info("dropped from the worker (no GPU here): reservations %s", dropped)
+        for name, service in config["services"].items():
+            if service.get("network_mode") == "host" and "ports" in service:
+                ports = service.pop("ports")
+                log.info(
+                    "dropped from %s (the host's network publishes none): ports %s", name, ports
+                )
         self.file.write_text(yaml.safe_dump(config, sort_keys=False))
         log.info("the merged configuration: %s", self.file)
 
@@ -157,6 +167,7 @@ class Compose:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s compose-smoke: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     began = time.monotonic()
     (STATE / "logs").mkdir(parents=True, exist_ok=True)
     engine = Engine(STATE)
@@ -177,28 +188,14 @@ def main() -> int:
         compose.configure()
         step("4/7 build the bnlab image (one image for migrate, api and worker)")
         compose("build", *build_args(found["base"]), "api")
-        step("5/7 up, with two workers")
+        step("5/7 a token, by `run --rm api bnlab tokens create` (starts postgres, redis, migrate)")
+        made = compose("run", "--rm", "-T", "api", "bnlab", "tokens", "create", "smoke", quiet=True)
+        token = made.strip().splitlines()[-1]
+        log.info("token made: %s...", token[:14])
+        step("6/7 up, with two workers")
         compose("up", "-d", "--no-build", "--scale", "worker=2")
         api = f"http://127.0.0.1:{ports['SMOKE_API_PORT']}"
         until(f"the API at {api}/readyz", lambda: ready(api), timeout=180)
-        step("6/7 a token, by `run --rm api bnlab tokens create`")
-        token = (
-            compose(
-                "run",
-                "--rm",
-                "-T",
-                "--no-deps",
-                "api",
-                "bnlab",
-                "tokens",
-                "create",
-                "smoke",
-                quiet=True,
-            )
-            .strip()
-            .splitlines()[-1]
-        )
-        log.info("token made: %s...", token[:14])
         step("7/7 train through the API: two workers, a stop and a start, a plot")
         exercise(compose, httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}))
         compose.save_logs()
