@@ -2,12 +2,13 @@
 
 Steps (each logged): the Docker engine (started here if none answers, and stopped at the end);
 the images (pulled, or made from Debian where no registry answers: scripts/compose_engine.py);
-the bnlab image, built once with the build arguments this machine needs; a token by `run --rm
-api bnlab tokens create`; the deployment up from docker-compose.yml plus
-scripts/compose-smoke/override.yml (only this machine's constraints), with two workers; two seed
-studies (seed-bn-mlp as it is) trained, one by each worker; both workers stopped mid-training
-and started again; both experiments succeed, resumed, with every metric step once; a plot read;
-`down -v` leaves no container, volume or network. State and logs: .compose-smoke/ (logs/compose.log).
+the bnlab image, built once with the build arguments this machine needs; a token by
+`run --rm api bnlab tokens create`; the deployment up from docker-compose.yml plus
+scripts/compose-smoke/override.yml (only this machine's constraints), with two workers; two
+seed studies (seed-bn-mlp, one epoch of its two) trained, one by each worker; both workers
+stopped mid-training and started again; both experiments succeed, resumed, with every metric
+step once; a plot read; `down -v` leaves no container, volume or network.
+State and logs: .compose-smoke/ (logs/compose.log).
 """
 
 from __future__ import annotations
