@@ -53,6 +53,10 @@ test-browser: setup test-tools
 # docker-compose.yml built and run for real, through its API (needs root and dockerd; README,
 # Deployment). Logs and state in .compose-smoke/.
 compose-smoke: setup
+	@command -v dockerd >/dev/null || scripts/apt-install docker.io
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
+	  || scripts/apt-install docker-compose
+	@command -v debootstrap >/dev/null || scripts/apt-install debootstrap
 	$(BIN)/python -m scripts.compose_smoke
 
 lint: setup
