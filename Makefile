@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12
 
 setup: $(STAMP) data
 
-$(STAMP): requirements.txt requirements-torch.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-client.txt requirements-torch.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q -e . --no-deps

@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from shared.errors import Conflict, DomainError, InvalidInput, NotFound
+
 HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
 
 
@@ -63,3 +65,22 @@ async def http_error(request: Request, exc: Exception) -> Response:
         if allowed:
             exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
     return await http_exception_handler(request, exc)
+
+
+# The one place where the domain's refusals become HTTP statuses.
+DOMAIN_STATUSES: dict[type[DomainError], int] = {
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+    """A service's DomainError as `{"detail": ...}` with its status (422s in FastAPI's shape)."""
+    assert isinstance(exc, DomainError)
+    code = next(c for kind, c in DOMAIN_STATUSES.items() if isinstance(exc, kind))
+    if isinstance(exc, InvalidInput):
+        detail: Any = [{"loc": list(exc.field), "msg": str(exc), "type": "value_error"}]
+    else:
+        detail = str(exc)
+    return JSONResponse(status_code=code, content={"detail": detail})

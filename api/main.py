@@ -13,12 +13,25 @@ from starlette.exceptions import HTTPException
 from api import openapi
 from api.auth import AuthMiddleware
 from api.docs import mount_docs
-from api.errors import http_error, validation_error
+from api.errors import domain_error, http_error, validation_error
 from api.limits import BodyLimitMiddleware
+from api.observability import RequestMetricsMiddleware
+from api.observability import router as prometheus
 from api.pages import routes as pages
-from api.routes import compare, experiments, health, plots, presets, runs, session
+from api.routes import (
+    compare,
+    experiments,
+    exports,
+    health,
+    plots,
+    presets,
+    runs,
+    session,
+    workers,
+)
 from shared.broker import make_celery
 from shared.config import get_settings
+from shared.errors import DomainError
 from shared.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -49,16 +62,21 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
-    for module in (health, presets, experiments, runs, plots, compare, pages):
+    for module in (health, presets, experiments, runs, plots, compare, exports, workers, pages):
         app.include_router(module.router)
     app.include_router(session.router)
+    app.include_router(prometheus)
     mount_docs(app)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(DomainError, domain_error)
     # Added last, so outermost: an oversized body is refused before anything else looks at it.
     app.add_middleware(AuthMiddleware)
     app.add_middleware(BodyLimitMiddleware)
+    # Outermost of all, so that refusals (401, 413) are counted too; it never reads a body.
+    app.add_middleware(RequestMetricsMiddleware)
     openapi.install(app)
     return app
 

@@ -1,4 +1,8 @@
-"""Experiment lifecycle on the API side: store, enqueue, list, cancel. The routes stay thin."""
+"""The API's experiment services: store, enqueue, find, list, cancel. The routes stay thin.
+
+Status changes are asked of shared.lifecycle; this layer commits, and speaks in domain errors
+(shared.errors) that api/errors.py turns into HTTP statuses.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +10,38 @@ import base64
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
 
 from celery import Celery
-from fastapi import HTTPException, status
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from shared import lifecycle
 from shared.broker import send_training
-from shared.models import Experiment, ExperimentStatus, Run, utcnow
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.models import Experiment
 from shared.spec import ExperimentSpec
+from shared.status import ExperimentStatus
 
 log = logging.getLogger(__name__)
 
 
 def create_experiment(
-    session: Session, spec: ExperimentSpec, preset: str | None, owner: str
+    session: Session, spec: ExperimentSpec, preset: str | None, owner: str, seeds_per_group: int
 ) -> Experiment:
-    """Store the experiment and one queued run per (variant, seed), and commit."""
-    experiment = Experiment(
-        id=uuid.uuid4(),
-        owner=owner,
-        name=spec.name,
-        preset=preset,
-        status=ExperimentStatus.queued,
-        queue=spec.queue,
-        spec=spec.model_dump(mode="json"),
-        progress=0.0,
-        attempt=0,
-        cancel_requested=False,
-        created_at=utcnow(),
-        enqueued_at=utcnow(),
-        enqueue_count=1,
-    )
-    position = 0
-    for seed in spec.training.seeds:
-        for variant in spec.variants:
-            experiment.runs.append(
-                Run(id=uuid.uuid4(), position=position, variant=variant.name, seed=seed, summary={})
-            )
-            position += 1
-    session.add(experiment)
+    """Store the experiment, its seed groups and runs, and commit (so a worker finds them)."""
+    experiment = lifecycle.create(session, spec, preset, owner, seeds_per_group)
     session.commit()
     return experiment
 
 
 def enqueue(celery: Celery, experiment: Experiment) -> None:
-    """Send the training task; the row is already committed, so the worker will find it."""
-    try:
-        send_training(celery, str(experiment.id), experiment.queue)
-    except Exception:
-        # The experiment stays queued in the database; the reaper enqueues it again.
-        log.exception("could not enqueue experiment %s; the reaper will retry", experiment.id)
+    """Send one training task per seed group; the rows are committed, so workers find them."""
+    for group in experiment.groups:
+        try:
+            send_training(celery, str(group.id), experiment.queue)
+        except Exception:
+            # The group stays queued in the database; the reaper sends it again.
+            log.exception("could not enqueue seed group %s; the reaper will retry", group.id)
 
 
 def get_experiment(session: Session, experiment_id: uuid.UUID, owner: str) -> Experiment:
@@ -65,21 +49,25 @@ def get_experiment(session: Session, experiment_id: uuid.UUID, owner: str) -> Ex
     experiment = session.scalar(
         select(Experiment)
         .where(Experiment.id == experiment_id, Experiment.owner == owner)
-        .options(selectinload(Experiment.runs))
+        .options(selectinload(Experiment.runs), selectinload(Experiment.groups))
     )
     if experiment is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no experiment {experiment_id}")
+        raise NotFound(f"no experiment {experiment_id}")
     return experiment
 
 
 def list_experiments(
-    session: Session, owner: str, status_filter: str | None, limit: int, cursor: str | None
+    session: Session,
+    owner: str,
+    status_filter: ExperimentStatus | None,
+    limit: int,
+    cursor: str | None,
 ) -> tuple[list[Experiment], str | None]:
     """Newest first, `limit` at a time; the cursor marks the last one seen."""
     query = (
         select(Experiment)
         .where(Experiment.owner == owner)
-        .options(selectinload(Experiment.runs))
+        .options(selectinload(Experiment.runs), selectinload(Experiment.groups))
         .order_by(Experiment.created_at.desc(), Experiment.id.desc())
         .limit(limit + 1)
     )
@@ -105,41 +93,21 @@ def encode_cursor(experiment: Experiment) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """Inverse of encode_cursor; 422 for anything else."""
+    """Inverse of encode_cursor; InvalidInput for anything else."""
     try:
         created, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         return datetime.fromisoformat(created), uuid.UUID(last_id)
     except ValueError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
-        ) from exc
+        raise InvalidInput(("query", "cursor"), "invalid cursor") from exc
 
 
 def cancel_experiment(session: Session, experiment: Experiment) -> Experiment:
     """Queued: cancelled at once. Running: flagged; the worker stops at its next step."""
-    now = utcnow()
-    queued: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Experiment)
-        .where(Experiment.id == experiment.id, Experiment.status == ExperimentStatus.queued)
-        .values(status=ExperimentStatus.cancelled, finished_at=now, cancel_requested=True)
-    )
-    if queued.rowcount == 0:
-        running: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(Experiment)
-            .where(Experiment.id == experiment.id, Experiment.status == ExperimentStatus.running)
-            .values(cancel_requested=True)
-        )
-        if running.rowcount == 0:
-            session.rollback()
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"experiment {experiment.id} already finished ({experiment.status})",
-            )
-    else:
-        session.execute(
-            update(Run).where(Run.experiment_id == experiment.id).values(status="cancelled")
-        )
+    try:
+        lifecycle.request_cancel(session, experiment)
+    except Conflict:
+        session.rollback()
+        raise
     session.commit()
     session.refresh(experiment)
     return experiment

@@ -1,24 +1,22 @@
-"""Turning a submission into a validated spec: presets, overrides, data sets, sizes, shapes."""
+"""Turning a submission into a validated spec: presets, overrides, data sets, sizes, shapes.
+
+Data sets are checked against the catalogue only: the worker, which has the data, finds or
+downloads it (or the spec's fallback) and records what it used. Nothing here opens a connection.
+"""
 
 from __future__ import annotations
 
-import socket
-import time
-import urllib.parse
 from typing import Any
 
 from fastapi import HTTPException, status
 from pydantic import ValidationError
 
 from shared.config import Settings
-from shared.datasets import CATALOG, DatasetInfo, find_local, is_available, missing_message
+from shared.datasets import CATALOG, DataSources, is_available, missing_message, same_shape
 from shared.presets import PRESETS
 from shared.schemas import ExperimentCreate
 from shared.shapes import ModelShape, ShapeError, describe_model
 from shared.spec import ExperimentSpec
-
-_MIRROR_CACHE_S = 300.0
-_mirror_checked: dict[str, tuple[float, bool]] = {}
 
 
 def unprocessable(message: str, loc: list[str | int] | None = None, **extra: Any) -> HTTPException:
@@ -59,10 +57,10 @@ def _from_preset(body: ExperimentCreate, settings: Settings) -> ExperimentSpec:
             presets=list(PRESETS),
         )
     raw = deep_merge(preset.spec_copy(), body.overrides)
-    dataset_overridden = "name" in body.overrides.get("dataset", {})
-    fallback = preset.fallback_dataset and not dataset_overridden
-    if fallback and not _obtainable(raw["dataset"]["name"], settings):
-        raw["dataset"]["name"] = preset.fallback_dataset
+    named = body.overrides.get("dataset", {})
+    if isinstance(named, dict) and "name" in named and "fallback" not in named:
+        # Naming a data set turns the preset's fallback off: it stood in for the preset's own.
+        raw["dataset"].pop("fallback", None)
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
@@ -76,41 +74,28 @@ def _from_preset(body: ExperimentCreate, settings: Settings) -> ExperimentSpec:
 
 
 def check_dataset(spec: ExperimentSpec, settings: Settings) -> None:
-    """422 unless the data set is here or its mirrors can be reached to download it."""
+    """422 for a fallback that does not fit, or, embedded with downloads off, data surely missing.
+
+    On the embedded default the API and the worker share one disk: a data set that is not on it
+    and may not be downloaded can never be had. Anywhere else the worker's disk decides.
+    """
     info = CATALOG[spec.dataset.name]
-    if not info.downloadable or find_local(info, settings) is not None:
+    loc: list[str | int] = ["body", "spec", "dataset"]
+    if spec.dataset.fallback is not None:
+        other = CATALOG[spec.dataset.fallback]
+        if not same_shape(other, info):
+            raise unprocessable(
+                f"fallback '{other.name}' does not fit in for '{info.name}': its inputs are "
+                f"{other.input_shape} with {other.num_outputs} outputs, not {info.input_shape} "
+                f"with {info.num_outputs}",
+                [*loc, "fallback"],
+            )
+    if not settings.is_embedded or settings.allow_download:
         return
-    if settings.allow_download and _any_mirror_reachable(info):
-        return
-    raise unprocessable(missing_message(info, settings), ["body", "spec", "dataset", "name"])
-
-
-def _obtainable(name: str, settings: Settings) -> bool:
-    """Here already, or downloadable now: a preset uses the article's data set when it can."""
-    if is_available(name, settings):
-        return True
-    return settings.allow_download and _any_mirror_reachable(CATALOG[name])
-
-
-def _any_mirror_reachable(info: DatasetInfo) -> bool:
-    return any(_reachable(mirror) for mirror in info.mirrors)
-
-
-def _reachable(url: str) -> bool:
-    """Whether a TCP connection to the mirror's host opens (cached for a few minutes)."""
-    now = time.monotonic()
-    cached = _mirror_checked.get(url)
-    if cached and now - cached[0] < _MIRROR_CACHE_S:
-        return cached[1]
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=2.0):
-            ok = True
-    except OSError:
-        ok = False
-    _mirror_checked[url] = (now, ok)
-    return ok
+    sources = DataSources(settings.data_dir, settings.datasets_dir, allow_download=False)
+    names = [spec.dataset.name, *([spec.dataset.fallback] if spec.dataset.fallback else [])]
+    if not any(is_available(name, sources) for name in names):
+        raise unprocessable(missing_message(info, sources), [*loc, "name"])
 
 
 def check_limits(spec: ExperimentSpec, settings: Settings) -> None:

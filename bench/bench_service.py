@@ -71,9 +71,8 @@ def main() -> None:
         }
     with Stack(env=env) as stack:
         _, body = stack.request("GET", "/api/v1/presets/seed-bn-mlp")
-        raw = PRESETS["seed-bn-mlp"].spec_copy()
-        raw["dataset"]["name"] = "fashion-mnist"
-        spec = ExperimentSpec.model_validate(raw)
+        # The preset as it is, fallback included: both sides resolve the data set the same way.
+        spec = ExperimentSpec.model_validate(PRESETS["seed-bn-mlp"].spec_copy())
         through_service(stack)  # warm the worker: data set loaded, modules imported
         in_process(spec)
         service_s, local_s = [], []

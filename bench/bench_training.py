@@ -24,8 +24,9 @@ from torch.utils.data import Dataset as TorchDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.config import Settings  # noqa: E402
+from shared.config import get_settings  # noqa: E402
 from shared.spec import ExperimentSpec  # noqa: E402
+from worker.config import training_config  # noqa: E402
 from worker.training import MemorySink, train  # noqa: E402
 from worker.training.data import load_dataset  # noqa: E402
 
@@ -146,8 +147,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    settings = Settings()
-    data = load_dataset(study1(False).dataset, settings).to_device(device)
+    config = training_config(get_settings())
+    data = load_dataset(study1(False).dataset, config.data).to_device(device)
     x, y, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
 
     def sync() -> None:
@@ -155,11 +156,9 @@ def main() -> None:
             torch.cuda.synchronize()
 
     runs = {
-        "core": lambda: train(study1(False), MemorySink(), device=args.device, settings=settings),
+        "core": lambda: train(study1(False), MemorySink(), device=args.device, config=config),
         "bare": lambda: bare(x, y, x_test, y_test, device),
-        "core+probes": lambda: train(
-            study1(True), MemorySink(), device=args.device, settings=settings
-        ),
+        "core+probes": lambda: train(study1(True), MemorySink(), device=args.device, config=config),
         "notebook": lambda: notebook(x, y, x_test, y_test, device),
     }
     # Wall time, and on a CPU also this process's CPU time: the CPU time barely moves when

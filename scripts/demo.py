@@ -6,7 +6,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
+from bnlab_client import ApiError, Client
 from scripts.stack import ROOT, Stack
 from shared.logs import configure_logging
 
@@ -19,28 +22,20 @@ SHOWN_FINDINGS = ("early_train_loss", "final_test_accuracy", "steps_to_threshold
 LOGS = ROOT / ".data" / "logs"
 
 
-def bar(fraction: float, width: int = 30) -> str:
-    """A text progress bar."""
-    filled = int(round(fraction * width))
-    return "[" + "#" * filled + "." * (width - filled) + f"] {fraction:6.1%}"
+def check_processes(stack: Stack) -> Callable[[dict[str, Any]], None]:
+    """Stop waiting, with a pointer to the logs, if the API or the worker stopped."""
 
-
-def watch(stack: Stack, experiment_id: str) -> dict:
-    """Draw the progress until the experiment finishes; fails if the API or worker stopped."""
-    while True:
-        _, experiment = stack.request("GET", f"/api/v1/experiments/{experiment_id}")
-        print(f"\r  {experiment['status']:<10} {bar(experiment['progress'])}", end="", flush=True)
-        if experiment["status"] not in ("queued", "running"):
-            print()
-            return dict(experiment)
+    def check(_: dict[str, Any]) -> None:
         stopped = [name for name, p in stack.processes.items() if p.poll() is not None]
         if stopped:
             raise RuntimeError(f"the {' and '.join(stopped)} stopped; its log is in {LOGS}")
-        time.sleep(0.5)
+
+    return check
 
 
 def main() -> int:
     configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the client's every request
     port = int(os.environ.get("BNLAB_DEMO_PORT", "8000"))
     stack = Stack(env={}, port=port, log_dir=LOGS)
     print(f"Starting bnlab on {stack.url} (SQLite and a filesystem broker under .data/) ...")
@@ -57,13 +52,16 @@ def main() -> int:
 
 def run_demo(stack: Stack) -> int:
     """Submit the preset, show its progress and findings, then serve until Ctrl-C."""
-    status, experiment = stack.request("POST", "/api/v1/experiments", {"preset": PRESET})
-    if status != 201:
-        print(f"submission failed ({status}): {experiment}", file=sys.stderr)
+    # The progress is drawn by the same client code as `bnlab run --watch`.
+    client = Client(stack.url, stack.token)
+    try:
+        experiment = client.submit(preset=PRESET)
+    except ApiError as exc:
+        print(f"submission failed: {exc}", file=sys.stderr)
         return 1
     experiment_id = experiment["id"]
     print(f"Submitted {PRESET} on {experiment['spec']['dataset']['name']}: {experiment_id}")
-    experiment = watch(stack, experiment_id)
+    experiment = client.wait(experiment_id, progress=True, on_update=check_processes(stack))
     if experiment["error"]:
         print(f"  error: {experiment['error']}")
     for run in experiment["runs"]:
@@ -77,6 +75,7 @@ def run_demo(stack: Stack) -> int:
     for run in experiment["runs"]:
         print(f"Metrics ({run['variant']}): {stack.url}/api/v1/runs/{run['id']}/metrics")
     print(f"Swagger UI: {stack.url}/docs")
+    print(f"Terminal:   BNLAB_URL={stack.url} .venv/bin/bnlab show {experiment_id}")
     print("Serving until Ctrl-C.")
     while all(p.poll() is None for p in stack.processes.values()):
         time.sleep(1)

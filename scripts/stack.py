@@ -47,6 +47,8 @@ class Stack:
     token: str | None = None
     # uvicorn worker processes (the benchmarks compare 1 and 2).
     api_workers: int = 1
+    # Set for the worker only, over `env`: a worker that sees data the API does not, say.
+    worker_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -117,7 +119,8 @@ class Stack:
             "--without-mingle",
         ]
         out = self._output(name)
-        process = subprocess.Popen(command, cwd=ROOT, env=self._env(), stdout=out, stderr=out)
+        env = {**self._env(), **self.worker_env}
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
         self.processes[name] = process
         return process
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import uuid
+from queue import Empty
+from time import monotonic
 from typing import Any
 
 from celery import Celery
 from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 from shared.config import Settings
 
@@ -15,6 +23,57 @@ log = logging.getLogger(__name__)
 TRAIN_TASK = "bnlab.train_experiment"
 REAP_TASK = "bnlab.reap"
 QUEUES = ("gpu", "cpu", "any")
+
+
+class AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, with messages that appear whole and are taken by one reader.
+
+    kombu writes a message straight under its final name, where a reader may find it half
+    written; and takes it with shutil.move to the system's temporary folder, a copy and a delete
+    when that is another file system. Here a message is written under a name no queue matches
+    and renamed into place, and a reader claims it by renaming it into the processed folder
+    beside the queue (same file system): both renames are atomic.
+    """
+
+    # kombu's own classes name the second parameter differently (message, payload).
+    def _put(self, queue: Any, message: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        # "<ms>_<uuid>.<queue>.msg.tmp": _get, _size and _purge match "<queue>.msg" exactly.
+        partial = final + ".tmp"
+        try:
+            with open(partial, "wb") as stream:
+                stream.write(str_to_bytes(dumps(message)))
+            os.replace(partial, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        wanted = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != wanted:
+                continue
+            claimed = os.path.join(self.processed_folder, name)
+            try:
+                os.rename(os.path.join(self.data_folder_in, name), claimed)
+            except OSError:
+                continue  # another reader took it first
+            try:
+                with open(claimed, "rb") as stream:
+                    payload = stream.read()
+                os.unlink(claimed)
+            except OSError as exc:
+                raise ChannelError(f"Cannot read file {claimed!r} from queue.") from exc
+            return loads(bytes_to_str(payload))
+        raise Empty()
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    """The filesystem transport with AtomicFilesystemChannel (the embedded default's broker)."""
+
+    Channel = AtomicFilesystemChannel
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -44,6 +103,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         folder = settings.broker_folder
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+        # The URL stays filesystem://; kombu takes the class from here when one is given.
+        config["broker_transport"] = f"{__name__}:AtomicFilesystemTransport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
@@ -63,9 +124,9 @@ def make_celery(settings: Settings, name: str = "bnlab") -> Celery:
     return app
 
 
-def send_training(celery: Celery, experiment_id: str, queue: str) -> None:
-    """Send the training task for a committed experiment to its queue."""
-    celery.send_task(TRAIN_TASK, args=[experiment_id, queue], queue=queue)
+def send_training(celery: Celery, group_id: str, queue: str) -> None:
+    """Send the training task for a committed seed group to its experiment's queue."""
+    celery.send_task(TRAIN_TASK, args=[group_id, queue], queue=queue)
 
 
 def queue_length(celery: Celery, queue: str) -> int | None:

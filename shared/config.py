@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     torch_threads: int = 0
     # A resumable checkpoint is stored at most this often (and whenever training stops early).
     checkpoint_every_s: float = 10.0
+    # Seeds one worker trains as a unit (a seed group); an experiment's groups spread over
+    # every free worker. 1: each seed on a worker of its own.
+    seeds_per_group: int = Field(default=1, ge=1)
 
     # Limits on what one spec may ask for (issue: nothing unreasonably large).
     max_parameters: int = 20_000_000

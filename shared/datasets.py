@@ -1,7 +1,8 @@
 """The data set catalogue: shapes and tasks, where the files are, and how to fetch them.
 
-No torch here: the API uses this to validate specs and to say, at submission, whether a data set
-can be had at all. The worker turns the files into tensors (worker/training/data.py).
+No torch and no service settings here: the API validates specs against the catalogue, and the
+training core (worker/training/) finds or downloads the files and turns them into tensors. Where
+to look is a `DataSources` value its caller builds (the worker from Settings, the CLI from flags).
 """
 
 from __future__ import annotations
@@ -15,14 +16,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from shared.config import Settings
-
 log = logging.getLogger(__name__)
 
 Task = Literal["classification", "regression"]
 
+# Per socket operation: a mirror behind a black hole must not hold a worker for minutes.
+DOWNLOAD_TIMEOUT_S = 10.0
 # Where Debian's `dataset-fashion-mnist` package puts the files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """Where data set files are looked for, and whether missing ones may be downloaded."""
+
+    # Downloads land in data_dir/datasets/<name>, which is also searched.
+    data_dir: Path = Path(".data")
+    # Searched first: <name>/ folders inside (BNLAB_DATASETS_DIR, --datasets-dir).
+    datasets_dir: Path | None = None
+    allow_download: bool = True
+
+    @property
+    def download_dir(self) -> Path:
+        """The folder downloaded data sets go to (one subfolder each)."""
+        return self.data_dir / "datasets"
 
 
 @dataclass(frozen=True)
@@ -117,40 +134,45 @@ CATALOG: dict[str, DatasetInfo] = {
 }
 
 
+def same_shape(a: DatasetInfo, b: DatasetInfo) -> bool:
+    """Whether a model built for one data set trains on the other (a fallback must)."""
+    return (a.task, a.input_shape, a.num_outputs) == (b.task, b.input_shape, b.num_outputs)
+
+
 class DatasetUnavailable(Exception):
     """The data set's files are neither here nor downloadable; the message says what to do."""
 
 
-def candidate_dirs(info: DatasetInfo, settings: Settings) -> list[Path]:
+def candidate_dirs(info: DatasetInfo, sources: DataSources) -> list[Path]:
     """Folders searched for a data set's files, in order."""
     dirs = []
-    if settings.datasets_dir is not None:
-        dirs.append(settings.datasets_dir / info.name)
-    dirs.append(settings.data_dir / "datasets" / info.name)
+    if sources.datasets_dir is not None:
+        dirs.append(sources.datasets_dir / info.name)
+    dirs.append(sources.download_dir / info.name)
     dirs.extend(info.system_dirs)
     return dirs
 
 
-def find_local(info: DatasetInfo, settings: Settings) -> Path | None:
+def find_local(info: DatasetInfo, sources: DataSources) -> Path | None:
     """The first folder that holds every file of the data set, or None."""
-    for folder in candidate_dirs(info, settings):
+    for folder in candidate_dirs(info, sources):
         if all((folder / f.name).is_file() for f in info.files):
             return folder
     return None
 
 
-def is_available(name: str, settings: Settings) -> bool:
+def is_available(name: str, sources: DataSources) -> bool:
     """True when the data set is generated, shipped, or its files are already here."""
     info = CATALOG[name]
-    return not info.downloadable or find_local(info, settings) is not None
+    return not info.downloadable or find_local(info, sources) is not None
 
 
-def missing_message(info: DatasetInfo, settings: Settings) -> str:
+def missing_message(info: DatasetInfo, sources: DataSources) -> str:
     """What a user must do to make a missing data set available."""
-    where = settings.datasets_dir or settings.data_dir / "datasets"
+    where = sources.datasets_dir or sources.download_dir
     files = ", ".join(f.name for f in info.files)
     hint = " or `apt-get install dataset-fashion-mnist`" if info.name == "fashion-mnist" else ""
-    why = "could not be downloaded" if settings.allow_download else "downloads are off"
+    why = "could not be downloaded" if sources.allow_download else "downloads are off"
     return (
         f"data set '{info.name}' is not on this machine and {why}: put {files} in "
         f"{where / info.name} (a folder '{info.name}' under BNLAB_DATASETS_DIR){hint}"
@@ -166,9 +188,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(info: DatasetInfo, target: Path, timeout_s: float = 30.0) -> Path:
+def download(info: DatasetInfo, target: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Fetch every file of the data set into `target`, checking each SHA-256; first mirror wins."""
+    _download(info, target, timeout_s)
+    return target
+
+
+def _download(info: DatasetInfo, target: Path, timeout_s: float) -> list[str]:
+    """Fetch what is missing into `target`; returns the mirrors that served a file."""
     target.mkdir(parents=True, exist_ok=True)
+    used: list[str] = []
     for remote in info.files:
         destination = target / remote.name
         if destination.is_file() and sha256_of(destination) == remote.sha256:
@@ -177,12 +206,13 @@ def download(info: DatasetInfo, target: Path, timeout_s: float = 30.0) -> Path:
         for mirror in info.mirrors:
             try:
                 _fetch_checked(mirror + remote.name, destination, remote.sha256, timeout_s)
+                used += [] if mirror in used else [mirror]
                 break
             except (OSError, ValueError) as exc:
                 errors.append(f"{mirror}: {exc}")
         else:
             raise DatasetUnavailable(f"could not download {remote.name}: {'; '.join(errors)}")
-    return target
+    return used
 
 
 def _fetch_checked(url: str, destination: Path, sha256: str, timeout_s: float) -> None:
@@ -203,17 +233,36 @@ def _fetch_checked(url: str, destination: Path, sha256: str, timeout_s: float) -
     tmp_path.replace(destination)
 
 
-def ensure_local(name: str, settings: Settings) -> Path | None:
-    """Folder holding the data set's files, downloading them if allowed; None if none needed."""
+@dataclass(frozen=True)
+class Located:
+    """Where a data set's files were found: a folder read, or the mirror that served them."""
+
+    folder: Path | None
+    source: Literal["local", "download", "generated", "shipped"]
+    where: str | None = None
+
+
+def locate(name: str, sources: DataSources) -> Located:
+    """The data set's files, downloaded if allowed; DatasetUnavailable says what to do."""
     info = CATALOG[name]
     if not info.downloadable:
-        return None
-    folder = find_local(info, settings)
+        shipped = name == "digits"  # scikit-learn's; the others are generated from the spec
+        return Located(
+            None, "shipped" if shipped else "generated", "scikit-learn" if shipped else None
+        )
+    folder = find_local(info, sources)
     if folder is not None:
-        return folder
-    if not settings.allow_download:
-        raise DatasetUnavailable(missing_message(info, settings))
+        return Located(folder, "local", str(folder))
+    if not sources.allow_download:
+        raise DatasetUnavailable(missing_message(info, sources))
+    target = sources.download_dir / info.name
     try:
-        return download(info, settings.data_dir / "datasets" / info.name)
+        mirrors = _download(info, target, DOWNLOAD_TIMEOUT_S)
     except DatasetUnavailable as exc:
-        raise DatasetUnavailable(f"{missing_message(info, settings)} ({exc})") from exc
+        raise DatasetUnavailable(f"{missing_message(info, sources)} ({exc})") from exc
+    return Located(target, "download", ", ".join(mirrors) or str(target))
+
+
+def ensure_local(name: str, sources: DataSources) -> Path | None:
+    """Folder holding the data set's files, downloading them if allowed; None if none needed."""
+    return locate(name, sources).folder

@@ -16,6 +16,9 @@ from typing import Any
 EARLY_WINDOW = (40, 50)
 FINAL_STEPS = 10
 SMOOTHING = 10
+# Test accuracies whose first step is reported: the highest three every run reached.
+ACCURACY_LADDER = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99)
+ACCURACY_LEVELS = 3
 
 
 @dataclass
@@ -86,7 +89,67 @@ def per_run_measures(run: RunSeries, threshold: float | None) -> dict[str, float
     }
     for layer, drifts in run.drift.items():
         measures[f"drift:{layer}"] = statistics.fmean(drifts) if drifts else None
+    measures.update(probe_measures(run.series))
     return measures
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _values(series: dict[str, tuple[list[int], list[float]]], key: str) -> list[float]:
+    return series.get(key, ([], []))[1]
+
+
+def probe_measures(series: dict[str, tuple[list[int], list[float]]]) -> dict[str, float | None]:
+    """The optimisation probes' measures (worker/training/landscape.py), where they were taken.
+
+    Means over the probed steps: the loss range along the gradient, the largest gradient change,
+    the effective beta-smoothness, ICS (l2 and cosine, over layers too), the whole gradient's
+    norm; and how far each percentile of the last activation's unit input moved (max - min).
+    """
+    out: dict[str, float | None] = {}
+    low, high = _values(series, "landscape_loss_min"), _values(series, "landscape_loss_max")
+    if low and len(low) == len(high):
+        out["landscape_loss_range"] = _mean([b - a for a, b in zip(low, high, strict=True)])
+        out["landscape_grad_change"] = _mean(_values(series, "landscape_grad_change_max"))
+        out["landscape_beta"] = _mean(_values(series, "landscape_beta"))
+    for prefix, name in (("ics_l2:", "ics_l2"), ("ics_cos:", "ics_cosine")):
+        found = [v for key in series if key.startswith(prefix) for v in _values(series, key)]
+        if found:
+            out[name] = _mean(found)
+    squares: dict[int, float] = {}
+    for key, (steps, values) in series.items():
+        if key.startswith("grad_norm:"):
+            for step, value in zip(steps, values, strict=True):
+                squares[step] = squares.get(step, 0.0) + value * value
+    if squares:
+        out["grad_norm"] = _mean([math.sqrt(v) for v in squares.values()])
+    for p in (15, 50, 85):
+        values = _values(series, f"unit_input_p{p}")
+        if values:
+            out[f"unit_input_p{p}_moved"] = max(values) - min(values)
+    return out
+
+
+def accuracy_levels(runs: Sequence[RunSeries]) -> list[float]:
+    """The highest ACCURACY_LEVELS of the ladder that every run with test accuracies reached."""
+    best = [
+        max(_values(r.series, "test_accuracy")) for r in runs if _values(r.series, "test_accuracy")
+    ]
+    if not best:
+        return []
+    return [level for level in ACCURACY_LADDER if level <= min(best)][-ACCURACY_LEVELS:]
+
+
+def steps_to_accuracy(run: RunSeries, levels: Sequence[float]) -> dict[str, float | None]:
+    """`steps_to_test_accuracy:<level>`: the first evaluation step at or above each level."""
+    steps, values = run.series.get("test_accuracy", ([], []))
+    out: dict[str, float | None] = {}
+    for level in levels:
+        reached = [s for s, v in zip(steps, values, strict=True) if v >= level]
+        out[f"steps_to_test_accuracy:{level:g}"] = float(reached[0]) if reached else None
+    return out
 
 
 def loss_threshold(runs: Sequence[RunSeries]) -> float | None:
@@ -102,9 +165,11 @@ def loss_threshold(runs: Sequence[RunSeries]) -> float | None:
 def compute_findings(runs: Sequence[RunSeries]) -> dict[str, Any]:
     """Per-variant measures with spread across seeds, and per-pair differences seed by seed."""
     threshold = loss_threshold(runs)
+    levels = accuracy_levels(runs)
     by_variant: dict[str, dict[int, dict[str, float | None]]] = {}
     for run in runs:
-        by_variant.setdefault(run.variant, {})[run.seed] = per_run_measures(run, threshold)
+        measures = {**per_run_measures(run, threshold), **steps_to_accuracy(run, levels)}
+        by_variant.setdefault(run.variant, {})[run.seed] = measures
     names = sorted({m for measures in by_variant.values() for s in measures.values() for m in s})
     variants = {
         variant: {m: spread([s.get(m) for s in seeds.values()]) for m in names}
@@ -116,6 +181,7 @@ def compute_findings(runs: Sequence[RunSeries]) -> dict[str, Any]:
     ]
     return {
         "loss_threshold": threshold,
+        "accuracy_levels": levels,
         "early_window": list(EARLY_WINDOW),
         "final_steps": FINAL_STEPS,
         "variants": variants,

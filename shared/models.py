@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -22,8 +23,11 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
+
+from shared.status import ExperimentStatus, RunStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -57,25 +61,15 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class ExperimentStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self not in (ExperimentStatus.queued, ExperimentStatus.running)
-
-
-class RunStatus(enum.StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    diverged = "diverged"
-    failed = "failed"
-    cancelled = "cancelled"
+def status_column(kind: type[enum.StrEnum]) -> SAEnum:
+    """A status column: VARCHAR(16) in the database, the enum member in Python."""
+    return SAEnum(
+        kind,
+        native_enum=False,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Experiment(Base):
@@ -85,13 +79,55 @@ class Experiment(Base):
     owner: Mapped[str] = mapped_column(String(64), default="local")
     name: Mapped[str] = mapped_column(String(64))
     preset: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default=ExperimentStatus.queued, index=True)
+    status: Mapped[ExperimentStatus] = mapped_column(
+        status_column(ExperimentStatus), default=ExperimentStatus.queued, index=True
+    )
     queue: Mapped[str] = mapped_column(String(16))
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # The data set the worker really trained on: requested, used, source, where, reason.
+    dataset: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest heartbeat of any of its seed groups.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A running experiment's groups are stopped by their workers, which then end them cancelled.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Computed once when the experiment finishes; GET .../findings computes it live before that.
+    findings: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+    runs: Mapped[list[Run]] = relationship(
+        back_populates="experiment", order_by="Run.position", cascade="all, delete-orphan"
+    )
+    groups: Mapped[list[SeedGroup]] = relationship(
+        back_populates="experiment", order_by="SeedGroup.position", cascade="all, delete-orphan"
+    )
+
+
+class SeedGroup(Base):
+    """Some of an experiment's seeds, all its variants: what one worker claims and trains.
+
+    The experiment's status, progress, attempt and times are rolled up from its groups
+    (shared.lifecycle), so an experiment with 8 seeds can train on 8 workers at once.
+    """
+
+    __tablename__ = "seed_groups"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    experiment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    seeds: Mapped[list[int]] = mapped_column(JsonType)
+    status: Mapped[ExperimentStatus] = mapped_column(
+        status_column(ExperimentStatus), default=ExperimentStatus.queued, index=True
+    )
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -100,18 +136,13 @@ class Experiment(Base):
     enqueue_count: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(255))
     # Times the reaper found its worker gone mid-run (killed, out of memory); hand-backs at a
-    # clean shutdown do not count. At BNLAB_MAX_WORKER_LOSSES the experiment fails instead.
-    worker_losses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # A running experiment is stopped by its worker, which then sets status to cancelled.
-    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Computed once when the experiment finishes; GET .../findings computes it live before that.
-    findings: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # clean shutdown do not count. At BNLAB_MAX_WORKER_LOSSES the group fails instead.
+    worker_losses: Mapped[int] = mapped_column(Integer, default=0)
     # Written at flush boundaries, so a resumed run never repeats or skips a stored step.
     checkpoint: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 
-    runs: Mapped[list[Run]] = relationship(
-        back_populates="experiment", order_by="Run.position", cascade="all, delete-orphan"
-    )
+    experiment: Mapped[Experiment] = relationship(back_populates="groups")
+    runs: Mapped[list[Run]] = relationship(back_populates="group", order_by="Run.position")
 
 
 class Run(Base):
@@ -124,11 +155,18 @@ class Run(Base):
     position: Mapped[int] = mapped_column(Integer)
     variant: Mapped[str] = mapped_column(String(64))
     seed: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.queued)
+    status: Mapped[RunStatus] = mapped_column(status_column(RunStatus), default=RunStatus.queued)
     diverged_step: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("seed_groups.id", ondelete="CASCADE"), index=True
+    )
+    # Who trained it last, and on what: "host:pid" and "cpu" or the CUDA device's name.
+    worker: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(128))
 
     experiment: Mapped[Experiment] = relationship(back_populates="runs")
+    group: Mapped[SeedGroup | None] = relationship(back_populates="runs")
 
 
 class Metric(Base):
@@ -184,6 +222,13 @@ class WorkerBeat(Base):
     queues: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The fleet view (worker/fleet.py writes them at each beat): where it runs, on what, what it
+    # trains now, optimizer steps per second over the last beat and in all since it started.
+    host: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(128))
+    experiment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    steps_per_s: Mapped[float | None] = mapped_column(Float)
+    steps_total: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ApiToken(Base):

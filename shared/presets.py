@@ -14,8 +14,6 @@ class Preset:
     name: str
     description: str
     spec: dict[str, Any]
-    # Used instead of spec["dataset"]["name"] when that data set is not on this machine.
-    fallback_dataset: str | None = None
 
     def spec_copy(self) -> dict[str, Any]:
         """A deep copy of the spec, safe to merge overrides into."""
@@ -37,6 +35,17 @@ _ARTICLE_TRAINING = {
 }
 _ARTICLE_PROBES = {"every": 10, "mode": "eval"}
 _REGRESSION_NET = {"kind": "mlp", "hidden": [100, 100]}
+# Ioffe & Szegedy (2015), Figure 1: three hidden layers of 100 sigmoid units.
+_FIG1_NET = {"kind": "mlp", "hidden": [100, 100, 100], "activation": "sigmoid"}
+_DEEP_MLP = {"kind": "mlp", "hidden": [48, 48, 48, 48, 24]}
+_BN = {"batchnorm": "before_activation"}
+# Santurkar et al. (2018): BN followed by noise whose mean and variance change every step.
+_NOISY_BN = {**_BN, "bn_noise": 0.5}
+_SMOOTHNESS_VARIANTS = [
+    {"name": f"{prefix}{name}", "model": {**net, **extra}}
+    for prefix, net in (("", _MLP), ("deep-", _DEEP_MLP))
+    for name, extra in (("plain", {}), ("bn", _BN), ("bn-noisy", _NOISY_BN))
+]
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -47,7 +56,7 @@ PRESETS: dict[str, Preset] = {
             "SGD 0.01, batch 512, 2 epochs in lockstep, hidden layers probed every 10 steps.",
             {
                 "name": "seed-bn-mlp",
-                "dataset": {"name": "mnist"},
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
                 "variants": [
                     {"name": "plain", "model": _MLP},
                     {"name": "bn", "model": {**_MLP, "batchnorm": "before_activation"}},
@@ -55,7 +64,6 @@ PRESETS: dict[str, Preset] = {
                 "training": _ARTICLE_TRAINING,
                 "probes": _ARTICLE_PROBES,
             },
-            fallback_dataset="fashion-mnist",
         ),
         Preset(
             "seed-bn-cnn",
@@ -63,7 +71,7 @@ PRESETS: dict[str, Preset] = {
             "without and with BatchNorm2d after the second convolution.",
             {
                 "name": "seed-bn-cnn",
-                "dataset": {"name": "mnist"},
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
                 "variants": [
                     {
                         "name": "plain",
@@ -88,7 +96,6 @@ PRESETS: dict[str, Preset] = {
                 "training": _ARTICLE_TRAINING,
                 "probes": _ARTICLE_PROBES,
             },
-            fallback_dataset="fashion-mnist",
         ),
         Preset(
             "seed-dropout",
@@ -137,6 +144,53 @@ PRESETS: dict[str, Preset] = {
                     "seeds": [0],
                 },
                 "probes": {"every": 20, "mode": "eval"},
+            },
+        ),
+        Preset(
+            "bn-paper-fig1",
+            "Ioffe & Szegedy (2015), Figure 1: 3 hidden layers of 100 sigmoid units without and "
+            "with BatchNorm, batch 60, plain SGD; how much sooner BN reaches given test "
+            "accuracies, and how far the 15/50/85th percentiles of a unit's input to the last "
+            "sigmoid move over training.",
+            {
+                "name": "bn-paper-fig1",
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
+                "variants": [
+                    {"name": "plain", "model": _FIG1_NET},
+                    {"name": "bn", "model": {**_FIG1_NET, **_BN}},
+                ],
+                "training": {
+                    "epochs": 20,
+                    "batch_size": 60,
+                    "optimizer": {"name": "sgd", "lr": 0.5},
+                    "seeds": [0, 1, 2],
+                },
+                "probes": {"every": 1000, "mode": "eval", "unit_input": {"every": 100}},
+            },
+        ),
+        Preset(
+            "bn-smoothness",
+            "Santurkar et al. (2018): does BatchNorm steady distributions or smooth the loss? "
+            "The seed MLP and a deeper one, plain vs BN vs noisy BN, 3 seeds; the loss and "
+            "gradient along the gradient, and internal covariate shift by its gradient "
+            "definition.",
+            {
+                "name": "bn-smoothness",
+                "dataset": {"name": "mnist", "fallback": "fashion-mnist"},
+                "variants": _SMOOTHNESS_VARIANTS,
+                "training": {
+                    "epochs": 5,
+                    "batch_size": 128,
+                    "optimizer": {"name": "sgd", "lr": 0.2},
+                    "seeds": [0, 1, 2],
+                },
+                "probes": {
+                    "every": 50,
+                    "mode": "eval",
+                    "landscape": {"every": 10},
+                    "ics": {"every": 10},
+                    "norms": {"every": 10},
+                },
             },
         ),
     ]

@@ -62,7 +62,7 @@ def _bn_act_order(placement: str) -> list[str]:
 
 
 def _dense_block(
-    prefix: str, features: int, placement: str, activation: str, dropout: float
+    prefix: str, features: int, placement: str, activation: str, dropout: float, noise: float
 ) -> list[LayerPlan]:
     """The layers after a Linear in one fully connected block."""
     layers = []
@@ -73,7 +73,7 @@ def _dense_block(
                     f"{prefix}.bn",
                     "batchnorm1d",
                     (features,),
-                    {"features": features},
+                    {"features": features, "noise": noise},
                     parameters=2 * features,
                 )
             )
@@ -130,7 +130,7 @@ def _conv_blocks(model: CNNModel, input_shape: tuple[int, ...]) -> list[LayerPla
                         f"{prefix}.bn",
                         "batchnorm2d",
                         out,
-                        {"features": channels},
+                        {"features": channels, "noise": block.bn_noise},
                         parameters=2 * channels,
                     )
                 )
@@ -164,13 +164,13 @@ def plan_model(
     if isinstance(model, CNNModel):
         layers.extend(_conv_blocks(model, input_shape))
         prefix, hidden = "head", list(model.head.hidden)
-        placement, activation = model.head.batchnorm, model.activation
+        placement, activation, noise = model.head.batchnorm, model.activation, model.head.bn_noise
         dropouts = [model.head.dropout] * len(hidden)
         features = prod(layers[-1].out_shape)
         layers.append(LayerPlan("flatten", "flatten", (features,), probed=False))
     else:
         prefix, hidden = "hidden", list(model.hidden)
-        placement, activation = model.batchnorm, model.activation
+        placement, activation, noise = model.batchnorm, model.activation, model.bn_noise
         dropouts = [model.dropout_at(i) for i in range(len(hidden))]
         features = prod(input_shape)
         if len(input_shape) > 1:
@@ -178,7 +178,7 @@ def plan_model(
     for index, width in enumerate(hidden):
         name = f"{prefix}{index + 1}"
         layers.append(_linear(f"{name}.linear", features, width))
-        layers.extend(_dense_block(name, width, placement, activation, dropouts[index]))
+        layers.extend(_dense_block(name, width, placement, activation, dropouts[index], noise))
         features = width
     layers.append(_linear("output.linear", features, num_outputs))
     return layers

@@ -12,6 +12,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+NoiseScale = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 BatchNormPlacement = Literal["none", "before_activation", "after_activation"]
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "leaky_relu"]
 DatasetName = Literal["mnist", "fashion-mnist", "digits", "cifar10", "regression1d", "wide-scale"]
@@ -23,10 +24,19 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+def _noise_needs_batchnorm(part: BaseModel) -> None:
+    """bn_noise perturbs BatchNorm's output, so it needs a BatchNorm."""
+    if getattr(part, "bn_noise", 0.0) > 0 and getattr(part, "batchnorm", "none") == "none":
+        raise ValueError("bn_noise needs batchnorm 'before_activation' or 'after_activation'")
+
+
 class DatasetSpec(Frozen):
     """Which data set, and the knobs of the synthetic ones."""
 
     name: DatasetName
+    # Trained on instead when `name` can be had neither locally nor by download (the presets:
+    # mnist, else fashion-mnist). The worker decides, and records on the experiment what it used.
+    fallback: DatasetName | None = None
     # Use only the first N training / test examples (small budgets, tests, teaching).
     train_size: int | None = Field(default=None, ge=1, le=100_000_000)
     test_size: int | None = Field(default=None, ge=1, le=100_000_000)
@@ -34,6 +44,12 @@ class DatasetSpec(Frozen):
     n: int = Field(default=50, ge=2, le=1_000_000)
     noise: float = Field(default=0.3, ge=0.0, le=100.0)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _fallback_differs(self) -> DatasetSpec:
+        if self.fallback == self.name:
+            raise ValueError("fallback must name another data set than name")
+        return self
 
 
 class MLPModel(Frozen):
@@ -43,11 +59,15 @@ class MLPModel(Frozen):
     hidden: list[Annotated[int, Field(ge=1, le=65536)]] = Field(min_length=1, max_length=32)
     activation: Activation = "relu"
     batchnorm: BatchNormPlacement = "none"
+    # Noisy BatchNorm (Santurkar et al. 2018): scale of the shift and scaling every BN output
+    # gets, redrawn at every training step; 0 is plain BatchNorm.
+    bn_noise: NoiseScale = 0.0
     # One probability for every hidden layer, or one per hidden layer.
     dropout: Probability | list[Probability] = 0.0
 
     @model_validator(mode="after")
     def _dropout_matches_hidden(self) -> MLPModel:
+        _noise_needs_batchnorm(self)
         if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
             raise ValueError(
                 f"dropout has {len(self.dropout)} entries but hidden has {len(self.hidden)} layers"
@@ -69,7 +89,13 @@ class ConvBlock(Frozen):
     pool: Literal["avg", "max", "none"] = "none"
     pool_size: int = Field(default=2, ge=1, le=16)
     batchnorm: BatchNormPlacement = "none"
+    bn_noise: NoiseScale = 0.0
     dropout: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _noise(self) -> ConvBlock:
+        _noise_needs_batchnorm(self)
+        return self
 
 
 class HeadSpec(Frozen):
@@ -77,7 +103,13 @@ class HeadSpec(Frozen):
 
     hidden: list[Annotated[int, Field(ge=1, le=65536)]] = Field(default_factory=list, max_length=16)
     batchnorm: BatchNormPlacement = "none"
+    bn_noise: NoiseScale = 0.0
     dropout: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _noise(self) -> HeadSpec:
+        _noise_needs_batchnorm(self)
+        return self
 
 
 class CNNModel(Frozen):
@@ -158,6 +190,31 @@ class TrainingSpec(Frozen):
         return seeds
 
 
+class EveryProbe(Frozen):
+    """An optimisation probe taken after every `every`-th update."""
+
+    every: int = Field(default=10, ge=1, le=100_000_000)
+
+
+class LandscapeProbe(EveryProbe):
+    """Loss and gradient along the negative gradient, at these multiples of the learning rate."""
+
+    multipliers: list[Annotated[float, Field(gt=0.0, le=1000.0)]] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0, 4.0, 8.0], min_length=1, max_length=16
+    )
+
+
+class UnitInputProbe(EveryProbe):
+    """Percentiles of one unit's input to the last hidden activation (Ioffe & Szegedy, Fig. 1)."""
+
+    unit: int = Field(default=0, ge=0, le=65535)
+    # Taken on the first this-many test examples, the same ones every time.
+    examples: int = Field(default=1000, ge=10, le=100_000)
+    # train: as the activation sees it while training (BN on these examples' own statistics);
+    # eval: through BN's running statistics.
+    mode: Literal["train", "eval"] = "train"
+
+
 class ProbeSpec(Frozen):
     """What activation statistics to capture, and how often."""
 
@@ -168,6 +225,11 @@ class ProbeSpec(Frozen):
     weights: bool = False
     gradients: bool = False
     enabled: bool = True
+    # The optimisation probes (worker/training/landscape.py), each off unless given.
+    landscape: LandscapeProbe | None = None
+    ics: EveryProbe | None = None
+    norms: EveryProbe | None = None
+    unit_input: UnitInputProbe | None = None
 
 
 class ExperimentSpec(Frozen):

@@ -9,7 +9,6 @@ from celery import signals
 
 from shared.broker import make_celery
 from shared.config import get_settings
-from shared.db import reset_engines
 from shared.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -17,12 +16,8 @@ log = logging.getLogger(__name__)
 configure_logging()
 app = make_celery(get_settings(), "bnlab-worker")
 app.conf.include = ["worker.tasks"]
-
-
-@signals.worker_process_init.connect
-def _fresh_engine_after_fork(**_: Any) -> None:
-    # A pooled connection inherited from the parent must never be shared (celery#1564).
-    reset_engines()
+# No worker_process_init engine reset: the worker runs `--pool solo`, which never forks, so no
+# connection is inherited (the handler would never fire). A prefork pool would need one.
 
 
 @signals.worker_init.connect

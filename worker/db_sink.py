@@ -10,13 +10,13 @@ from dataclasses import fields
 from typing import Any
 
 import torch
-from sqlalchemy import select, update
 
-from shared import results
+from shared import lifecycle, results
 from shared.config import Settings
 from shared.db import session_scope
-from shared.models import Curve, Experiment, Histogram, Metric, utcnow
-from worker.heartbeat import WORKER_ID, held_by_us, shutdown_requested
+from shared.models import Curve, Histogram, Metric
+from worker.heartbeat import shutdown_requested
+from worker.training.resolve import DatasetChoice
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
 
 # How often the database is asked whether the experiment was cancelled.
@@ -24,13 +24,18 @@ CANCEL_POLL_S = 0.2
 
 
 class DatabaseSink:
-    """Receives the trainer's events and writes them for one experiment."""
+    """Receives the trainer's events and writes them for one seed group of an experiment."""
 
     def __init__(
-        self, settings: Settings, experiment_id: uuid.UUID, runs: dict[tuple[str, int], uuid.UUID]
+        self,
+        settings: Settings,
+        group_id: uuid.UUID,
+        runs: dict[tuple[str, int], uuid.UUID],
+        worker: str,
     ) -> None:
         self.url = settings.resolved_database_url
-        self.experiment_id = experiment_id
+        self.group_id = group_id
+        self.worker = worker
         self.runs = runs
         self.checkpoint_every_s = settings.checkpoint_every_s
         self._last_checkpoint = time.monotonic()
@@ -55,6 +60,11 @@ class DatabaseSink:
             rows.append(row)
         return rows
 
+    def on_dataset(self, choice: DatasetChoice) -> None:
+        with session_scope(self.url) as session:
+            held = lifecycle.record_dataset(session, self.group_id, self.worker, choice.to_dict())
+        self.lost = self.lost or not held
+
     # The trainer ends every flush with on_progress: rows are held until then and written with
     # the progress in one transaction, one commit per flush rather than four.
     def on_metrics(self, points: Sequence[MetricPoint]) -> None:
@@ -68,12 +78,8 @@ class DatabaseSink:
 
     def on_progress(self, done: int, total: int) -> None:
         with session_scope(self.url) as session:
-            ours = session.execute(
-                update(Experiment)
-                .where(*held_by_us(self.experiment_id))
-                .values(progress=min(1.0, done / max(total, 1)), heartbeat_at=utcnow())
-            )
-            if ours.rowcount:
+            progress = done / max(total, 1)
+            if lifecycle.stamp(session, self.group_id, self.worker, progress):
                 for model, rows in self._pending.items():
                     results.upsert(session, model, rows)
             else:
@@ -90,12 +96,10 @@ class DatabaseSink:
         buffer = io.BytesIO()
         torch.save(state, buffer)
         with session_scope(self.url) as session:
-            ours = session.execute(
-                update(Experiment)
-                .where(*held_by_us(self.experiment_id))
-                .values(checkpoint=buffer.getvalue())
+            held = lifecycle.store_checkpoint(
+                session, self.group_id, self.worker, buffer.getvalue()
             )
-            self.lost = self.lost or not ours.rowcount
+        self.lost = self.lost or not held
 
     @property
     def stopping(self) -> bool:
@@ -109,13 +113,9 @@ class DatabaseSink:
         if now - self._last_poll >= CANCEL_POLL_S:
             self._last_poll = now
             with session_scope(self.url) as session:
-                cancel, worker = session.execute(
-                    select(Experiment.cancel_requested, Experiment.worker).where(
-                        Experiment.id == self.experiment_id
-                    )
-                ).one()
-            self._cancelled = bool(cancel)
-            self.lost = self.lost or worker != WORKER_ID
+                cancel, held = lifecycle.poll(session, self.group_id, self.worker)
+            self._cancelled = cancel
+            self.lost = self.lost or not held
         return self._cancelled or self.lost
 
     @property

@@ -1,4 +1,5 @@
-"""Signs of life: a background thread stamps the worker and the experiment it is training."""
+"""Signs of life: a background thread stamps the worker and the experiment it is training, and
+runs the reaper on its own clock. The stamp itself is a lifecycle transition (shared.lifecycle)."""
 
 from __future__ import annotations
 
@@ -10,25 +11,18 @@ import time
 import uuid
 
 from celery import Celery
-from sqlalchemy import ColumnElement, update
 
+from shared import lifecycle
 from shared.config import Settings
 from shared.db import session_scope
-from shared.models import Experiment, WorkerBeat, utcnow
+from shared.models import WorkerBeat, utcnow
+from worker import fleet
 from worker.reaper import reap
 
 log = logging.getLogger(__name__)
 
+# Who this process is, in every write it makes to an experiment it holds.
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def held_by_us(experiment_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
-    """Where-clause of every write to an experiment this worker trains: while it still holds it.
-
-    The reaper gives away an experiment whose heartbeat went stale, and the worker it was taken
-    from may be alive after all (paused, or cut off from the database for a while).
-    """
-    return (Experiment.id == experiment_id, Experiment.worker == WORKER_ID)
 
 
 class _State:
@@ -38,9 +32,9 @@ class _State:
     shutdown = threading.Event()
 
 
-def set_current(experiment_id: uuid.UUID | None) -> None:
-    """Tell the heartbeat which experiment this process is training (None when idle)."""
-    _State.current = experiment_id
+def set_current(group_id: uuid.UUID | None) -> None:
+    """Tell the heartbeat which seed group this process is training (None when idle)."""
+    _State.current = group_id
 
 
 def request_shutdown() -> None:
@@ -59,14 +53,14 @@ def beat(settings: Settings, queues: list[str]) -> None:
     with session_scope(settings.resolved_database_url) as session:
         row = session.get(WorkerBeat, WORKER_ID)
         if row is None:
-            session.add(
-                WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now)
-            )
+            row = WorkerBeat(id=WORKER_ID, queues=",".join(queues), started_at=now, last_seen=now)
+            session.add(row)
         else:
             row.last_seen = now
         current = _State.current
+        fleet.record(session, row, current, now)
         if current is not None:
-            session.execute(update(Experiment).where(*held_by_us(current)).values(heartbeat_at=now))
+            lifecycle.stamp(session, current, WORKER_ID)
 
 
 def start_heartbeat(settings: Settings, queues: list[str], celery: Celery) -> threading.Thread:

@@ -6,16 +6,15 @@ import uuid
 
 from shared.broker import TRAIN_TASK, send_training
 from shared.config import get_settings
-from shared.models import ExperimentStatus
 from worker.celery_app import app
-from worker.runner import run_experiment
+from worker.runner import Ending, run_group
 
 
 @app.task(name=TRAIN_TASK)
-def train_experiment(experiment_id: str, queue: str = "any") -> str:
-    """Train one experiment; safe to deliver twice (the claim lets only one through)."""
-    status = run_experiment(get_settings(), uuid.UUID(experiment_id))
-    if status == ExperimentStatus.queued:
+def train_group(group_id: str, queue: str = "any") -> str:
+    """Train one seed group; safe to deliver twice (the claim lets only one through)."""
+    ending = run_group(get_settings(), uuid.UUID(group_id))
+    if ending == Ending.requeued:
         # Handed back at shutdown, checkpoint stored: whichever worker comes next resumes it.
-        send_training(app, experiment_id, queue)
-    return status
+        send_training(app, group_id, queue)
+    return ending

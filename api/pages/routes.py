@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from api import service
 from api.deps import CurrentOwner, SessionDep
+from shared.errors import NotFound
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -42,7 +43,7 @@ def experiment_page(
     """One experiment: spec, runs, findings and plots, live while it trains."""
     try:
         experiment = service.get_experiment(session, uuid.UUID(experiment_id), owner)
-    except (ValueError, HTTPException):
+    except (ValueError, NotFound):
         # A person followed a stale or mistyped link: a page that says so, not a JSON body.
         missing = page(
             request, "missing.html", title="No such experiment", experiment_id=experiment_id

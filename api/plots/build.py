@@ -10,11 +10,14 @@ import bisect
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from api.plots.params import PlotParamError
 from shared.findings import FINAL_STEPS
+
+# Re-exported: the shaping functions take them, and tests build them.
+from shared.plot_queries import Capture as Capture
+from shared.plot_queries import RunRef as RunRef
 
 # The bands drawn by the distributions plot, outermost first (stats["quantiles"] keys).
 QUANTILES = ("0", "5", "25", "50", "75", "95", "100")
@@ -22,25 +25,6 @@ QUANTILES = ("0", "5", "25", "50", "75", "95", "100")
 MAX_POINTS = 2000
 
 Series = tuple[list[int], list[float]]
-
-
-@dataclass(frozen=True)
-class RunRef:
-    """The identity of one run: which variant, which seed."""
-
-    id: uuid.UUID
-    variant: str
-    seed: int
-
-
-@dataclass(frozen=True)
-class Capture:
-    """One stored histogram of one layer at one step."""
-
-    step: int
-    edges: list[float]
-    counts: list[int]
-    stats: dict[str, Any]
 
 
 def finite(value: Any) -> float | None:

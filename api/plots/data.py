@@ -1,24 +1,26 @@
-"""What each plot needs, read from the database and shaped by build.py."""
+"""What each plot needs: queries (shared/plot_queries.py) shaped by build.py, per experiment."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.plots import FORMATS
 from api.plots import build as b
 from api.plots import params as checks
 from shared import results
 from shared.datasets import CATALOG
-from shared.models import Experiment, Histogram
+from shared.models import Experiment
+from shared.plot_queries import (
+    captured_layers,
+    captured_steps,
+    fit_epochs,
+    read_captures,
+    read_stats,
+)
 from shared.shapes import pre_activation_layer
 from shared.spec import CNNModel, ExperimentSpec, MLPModel
-
-ACTIVATION = "activation"
 
 
 @dataclass(frozen=True)
@@ -67,78 +69,12 @@ class Source:
                 return index + 1
         return 1
 
-    def plots(self) -> list[str]:
-        """The plot names that apply to this experiment."""
-        return [n for n in FORMATS if n != "fit" or self.task == "regression"]
-
 
 def block_placements(model: MLPModel | CNNModel) -> list[str]:
     """The BatchNorm placement of each block (conv blocks of a CNN, hidden layers of an MLP)."""
     if isinstance(model, CNNModel):
         return [block.batchnorm for block in model.blocks]
     return [model.batchnorm] * len(model.hidden)
-
-
-def captured_layers(session: Session, runs: dict[str, b.RunRef]) -> dict[str, set[str]]:
-    """Variant -> layers with at least one activation capture."""
-    by_id = {r.id: v for v, r in runs.items()}
-    query = (
-        select(Histogram.run_id, Histogram.layer)
-        .where(Histogram.run_id.in_(list(by_id)), Histogram.kind == ACTIVATION)
-        .distinct()
-    )
-    out: dict[str, set[str]] = {v: set() for v in runs}
-    for run_id, layer in session.execute(query):
-        out[by_id[run_id]].add(layer)
-    return out
-
-
-def captured_steps(
-    session: Session, runs: dict[str, b.RunRef], layers: dict[str, str]
-) -> dict[str, list[int]]:
-    """Variant -> the steps at which its chosen layer was captured."""
-    out: dict[str, list[int]] = {}
-    for variant, layer in layers.items():
-        query = select(Histogram.step).where(
-            Histogram.run_id == runs[variant].id,
-            Histogram.layer == layer,
-            Histogram.kind == ACTIVATION,
-        )
-        out[variant] = sorted(session.scalars(query))
-    return out
-
-
-def read_captures(
-    session: Session,
-    runs: dict[str, b.RunRef],
-    layers: dict[str, str],
-    steps: Sequence[int] = (),
-) -> dict[str, list[b.Capture]]:
-    """Variant -> its chosen layer's captures (at `steps`, or all), in step order."""
-    out: dict[str, list[b.Capture]] = {}
-    for variant, layer in layers.items():
-        rows = results.read_histograms(session, [runs[variant].id], [layer], steps, ACTIVATION)
-        out[variant] = [b.Capture(h.step, h.edges, h.counts, h.stats) for h in rows]
-    return out
-
-
-def read_stats(
-    session: Session, runs: dict[str, b.RunRef], layers: dict[str, str]
-) -> dict[str, list[b.Capture]]:
-    """Like read_captures but without edges and counts: only the stats column is read."""
-    out: dict[str, list[b.Capture]] = {}
-    for variant, layer in layers.items():
-        query = (
-            select(Histogram.step, Histogram.stats)
-            .where(
-                Histogram.run_id == runs[variant].id,
-                Histogram.layer == layer,
-                Histogram.kind == ACTIVATION,
-            )
-            .order_by(Histogram.step)
-        )
-        out[variant] = [b.Capture(step, [], [], stats) for step, stats in session.execute(query)]
-    return out
 
 
 def _layers(
@@ -203,10 +139,6 @@ def fit(
     session: Session, src: Source, epoch: int | None = None, seed: int | None = None
 ) -> dict[str, Any]:
     """Data points and prediction curves of a regression experiment at one evaluated epoch."""
-    if src.task != "regression":
-        raise checks.PlotParamError(
-            "name", f"fit plots need a regression data set, not {src.task}", src.plots()
-        )
     seed = checks.pick_seed(src.seeds, seed)
     runs = src.runs_of(seed)
     ids = {r.id: v for v, r in runs.items()}
@@ -225,7 +157,7 @@ def fit(
 
 
 def index(session: Session, src: Source, seed: int | None = None) -> dict[str, Any]:
-    """What can be asked for: plots and formats, seeds, layers, captured steps, epochs."""
+    """What can be asked for, apart from the plots themselves: seeds, layers, steps, epochs."""
     seed = checks.pick_seed(src.seeds, seed)
     runs = src.runs_of(seed)
     captured = captured_layers(session, runs)
@@ -233,16 +165,11 @@ def index(session: Session, src: Source, seed: int | None = None) -> dict[str, A
     defaults = {v: layer for v, layer in src.default_layers().items() if v in runs}
     chosen = checks.resolve_layers(list(runs), defaults, captured, None)
     steps = captured_steps(session, runs, chosen)
-    epochs: list[int] = []
-    if src.task == "regression":
-        epochs = sorted(
-            {c.epoch for c in results.read_curves(session, [r.id for r in runs.values()], "fit")}
-        )
+    epochs = fit_epochs(session, [r.id for r in runs.values()]) if src.task == "regression" else []
     return {
         "experiment_id": str(src.experiment.id),
         "status": src.experiment.status,
         "task": src.task,
-        "plots": {name: list(FORMATS[name]) for name in src.plots()},
         "seeds": src.seeds,
         "variants": src.variants,
         "layers": layers,
@@ -250,29 +177,3 @@ def index(session: Session, src: Source, seed: int | None = None) -> dict[str, A
         "steps": sorted(set().union(*steps.values())) if steps else [],
         "epochs": epochs,
     }
-
-
-def gather(
-    session: Session, experiment: Experiment, name: str, params: dict[str, Any]
-) -> dict[str, Any]:
-    """The data behind plot `name`, JSON-ready, with the experiment's variants (for colours)."""
-    src = Source.of(experiment)
-    data = _gather(session, src, name, params)
-    return b.clean({"experiment_id": str(experiment.id), "variants": src.variants, **data})
-
-
-def _gather(session: Session, src: Source, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    if name == "loss":
-        return loss(session, src, params.get("smooth"))
-    if name == "activations":
-        most = checks.MAX_FRAMES if params.get("frames") else checks.MAX_PANELS
-        return activations(
-            session, src, params.get("layer"), params.get("step"), params.get("seed"), most
-        )
-    if name == "distributions":
-        return distributions(session, src, params.get("layer"), params.get("seed"))
-    if name == "eval":
-        return evaluation(session, src)
-    if name == "fit":
-        return fit(session, src, params.get("epoch"), params.get("seed"))
-    raise checks.PlotParamError("name", f"no plot '{name}'", list(FORMATS))

@@ -13,13 +13,14 @@ from api.deps import CurrentOwner, SessionDep
 from api.plots import MEDIA_TYPES
 from api.plots import compare as plot_compare
 from api.plots.cache import cached_response
+from api.plots.catalog import PLOTS
 from api.plots.params import PlotParamError
-from api.plots.render import render
-from api.routes.plots import RESPONSES, is_finished, unprocessable
+from api.routes.plots import is_finished, responses, unprocessable
 
 router = APIRouter(prefix="/api/v1/compare", tags=["plots"])
 
 MAX_IDS = 12
+FORMATS = ("png", "svg", "json")
 IdsParam = Annotated[
     str,
     Query(
@@ -46,7 +47,7 @@ def parse_ids(raw: list[str]) -> list[uuid.UUID]:
     return ids
 
 
-@router.get("/{name}.{fmt}", response_class=Response, responses=RESPONSES)
+@router.get("/{name}.{fmt}", response_class=Response, responses=responses(FORMATS))
 def compare_plot(
     name: Literal["loss", "eval"],
     fmt: Literal["png", "svg", "json"],
@@ -69,7 +70,6 @@ def compare_plot(
             raise unprocessable(exc) from exc
         if fmt == "json":
             return json.dumps(found, allow_nan=False).encode(), MEDIA_TYPES["json"]
-        drawer = "loss" if name == "loss" else "eval"
-        return render(drawer, found, fmt), MEDIA_TYPES[fmt]
+        return PLOTS[name].render(found, fmt), MEDIA_TYPES[fmt]
 
     return cached_response(request, key, finished, produce)

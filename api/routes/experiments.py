@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -12,11 +12,10 @@ from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
 from shared import results
 from shared.models import Experiment
-from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic
+from shared.schemas import ExperimentCreate, ExperimentPage, ExperimentPublic, Findings
+from shared.status import ExperimentStatus
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
-
-StatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def public(experiment: Experiment) -> ExperimentPublic:
@@ -40,7 +39,7 @@ def submit_experiment(
 ) -> ExperimentPublic:
     """Validate a spec (or a preset with overrides), store it, and queue it for training."""
     spec, preset = resolve(body, settings)
-    experiment = service.create_experiment(session, spec, preset, owner)
+    experiment = service.create_experiment(session, spec, preset, owner, settings.seeds_per_group)
     service.enqueue(celery, experiment)
     response.headers["Location"] = f"/api/v1/experiments/{experiment.id}"
     return public(experiment)
@@ -50,7 +49,7 @@ def submit_experiment(
 def list_experiments(
     session: SessionDep,
     owner: CurrentOwner,
-    status_filter: Annotated[StatusFilter | None, Query(alias="status")] = None,
+    status_filter: Annotated[ExperimentStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ExperimentPage:
@@ -78,7 +77,7 @@ def cancel_experiment(
     return public(service.cancel_experiment(session, experiment))
 
 
-@router.get("/{experiment_id}/findings", responses={404: {}})
+@router.get("/{experiment_id}/findings", response_model=Findings, responses={404: {}})
 def get_findings(
     experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner
 ) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from shared.schemas import Health
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, name="live")
 def healthz() -> Health:
     """The process is up."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get("/readyz", response_model=Health, name="ready", responses={503: {"model": Health}})
 def readyz(session: SessionDep, celery: CeleryDep, response: Response) -> Health:
     """The database and the broker are reachable; 503 otherwise."""
     checks = {"database": "ok", "broker": "ok"}

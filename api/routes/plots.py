@@ -1,51 +1,50 @@
-"""An experiment's plots, rendered on the server from the database: PNG, SVG, GIF, or the data."""
+"""An experiment's plots, rendered on the server from the database: PNG, SVG, GIF, or the data.
 
-from __future__ import annotations
+One route per plot of api/plots/catalog.py, made by `add_plot_route`; nothing here names a plot.
+"""
+
+# No `from __future__ import annotations`: the endpoints' annotations are built per plot below
+# (its formats, its parameter model) and FastAPI must see the objects, not their names.
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from api import service
 from api.deps import CurrentOwner, SessionDep
-from api.plots import FORMATS, MEDIA_TYPES
-from api.plots import data as plot_data
+from api.plots import MEDIA_TYPES, catalog
 from api.plots.cache import cached_response
 from api.plots.params import PlotParamError
-from api.plots.render import render
+from api.plots.registry import Plot
 from shared.models import Experiment
+from shared.schemas import PlotIndex
 
 router = APIRouter(prefix="/api/v1/experiments/{experiment_id}/plots", tags=["plots"])
 
-Format = Literal["png", "svg", "json"]
-LayerParam = Annotated[
-    str | None,
-    Query(
-        max_length=128,
-        description="A captured layer, for every variant; default: each variant's pre-activation "
-        "(its BatchNorm output where BN precedes the activation) in the first hidden layer of an "
-        "MLP, or in a CNN's first block where some variant has BatchNorm",
-    ),
-]
 SeedParam = Annotated[int | None, Query(ge=0, description="Which seed's runs; default the first")]
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {media: {} for media in MEDIA_TYPES.values()},
-        "description": "The plot, or with `.json` the data behind it",
-    },
-    304: {"description": "Not modified (If-None-Match matched the ETag)"},
-    404: {"description": "No such experiment"},
-    422: {"description": "A parameter names something that does not exist; lists what does"},
-}
+
+def responses(formats: Sequence[str]) -> dict[int | str, dict[str, Any]]:
+    """The answers of a plot route serving `formats`."""
+    return {
+        200: {
+            "content": {MEDIA_TYPES[fmt]: {} for fmt in formats},
+            "description": "The plot, or with `.json` the data behind it",
+        },
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        404: {"description": "No such experiment"},
+        422: {"description": "A parameter names something that does not exist; lists what does"},
+    }
 
 
 def is_finished(experiment: Experiment) -> bool:
     """Whether the experiment's results can no longer change."""
-    return experiment.status not in ("queued", "running")
+    return experiment.status.finished
 
 
 def unprocessable(exc: PlotParamError) -> HTTPException:
@@ -58,115 +57,71 @@ def serve(
     session: Session,
     owner: str,
     experiment_id: uuid.UUID,
-    name: str,
+    plot: Plot[Any],
     fmt: str,
-    params: dict[str, Any],
+    params: BaseModel,
 ) -> Response:
-    """Plot `name` of the owner's experiment in `fmt`, through the cache."""
+    """`plot` of the owner's experiment in `fmt`, through the cache."""
     experiment = service.get_experiment(session, experiment_id, owner)
     finished = is_finished(experiment)
     # The state is part of the key: a render made while training (and cached for a second)
     # must never answer for the finished experiment, which clients may then keep for an hour.
-    key = ("plot", experiment.id, finished, name, fmt, tuple(sorted(params.items())))
+    values = tuple(sorted(params.model_dump().items()))
+    key = ("plot", experiment.id, finished, plot.name, fmt, values)
 
     def produce() -> tuple[bytes, str]:
         try:
-            found = plot_data.gather(session, experiment, name, {**params, "frames": fmt == "gif"})
+            found = catalog.gather(session, experiment, plot, params, fmt)
         except PlotParamError as exc:
             raise unprocessable(exc) from exc
         if fmt == "json":
             return json.dumps(found, allow_nan=False).encode(), MEDIA_TYPES["json"]
-        return render(name, found, fmt), MEDIA_TYPES[fmt]
+        return plot.render(found, fmt), MEDIA_TYPES[fmt]
 
     return cached_response(request, key, finished, produce)
 
 
-@router.get("", responses={404: {}})
+@router.get("", response_model=PlotIndex, responses={404: {}})
 def plot_index(
     experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner, seed: SeedParam = None
 ) -> dict[str, Any]:
     """Which plots apply and in which formats, and the layers, steps and epochs to ask for."""
     experiment = service.get_experiment(session, experiment_id, owner)
     try:
-        return plot_data.index(session, plot_data.Source.of(experiment), seed)
+        return catalog.index(session, experiment, seed)
     except PlotParamError as exc:
         raise unprocessable(exc) from exc
 
 
-@router.get("/loss.{fmt}", response_class=Response, responses=RESPONSES)
-def loss_plot(
-    experiment_id: uuid.UUID,
-    fmt: Format,
-    request: Request,
-    session: SessionDep,
-    owner: CurrentOwner,
-    smooth: Annotated[int | None, Query(ge=1, le=10_000, description="Moving average")] = None,
-) -> Response:
-    """Train loss per step of every variant; mean and min..max band across seeds."""
-    params = {"smooth": smooth}
-    return serve(request, session, owner, experiment_id, "loss", fmt, params)
+def add_plot_route(router: APIRouter, plot: Plot[Any]) -> None:
+    """GET `{name}.{fmt}`: the plot's formats as the path's choices, its model as the query."""
+    Format = Literal[plot.formats]  # type: ignore[valid-type,name-defined]
+    Params = Annotated[plot.params, Query()]  # type: ignore[name-defined]
+
+    def endpoint(
+        experiment_id: uuid.UUID,
+        fmt: Format,
+        request: Request,
+        session: SessionDep,
+        owner: CurrentOwner,
+        params: Params,
+    ) -> Response:
+        return serve(request, session, owner, experiment_id, plot, fmt, params)
+
+    router.add_api_route(
+        f"/{plot.name}.{{fmt}}",
+        endpoint,
+        methods=["GET"],
+        name=plot.name,
+        summary=f"{plot.name.capitalize()} plot",
+        description=plot.summary,
+        response_class=Response,
+        responses=responses(plot.formats),
+    )
 
 
-@router.get("/activations.{fmt}", response_class=Response, responses=RESPONSES)
-def activations_plot(
-    experiment_id: uuid.UUID,
-    fmt: Literal["png", "svg", "json", "gif"],
-    request: Request,
-    session: SessionDep,
-    owner: CurrentOwner,
-    layer: LayerParam = None,
-    step: Annotated[
-        int | None, Query(ge=0, description="A captured step; default a grid over the steps")
-    ] = None,
-    seed: SeedParam = None,
-) -> Response:
-    """One layer's distribution per variant as overlaid densities; `.gif` animates the steps."""
-    params = {"layer": layer, "step": None if fmt == "gif" else step, "seed": seed}
-    return serve(request, session, owner, experiment_id, "activations", fmt, params)
-
-
-@router.get("/distributions.{fmt}", response_class=Response, responses=RESPONSES)
-def distributions_plot(
-    experiment_id: uuid.UUID,
-    fmt: Format,
-    request: Request,
-    session: SessionDep,
-    owner: CurrentOwner,
-    layer: LayerParam = None,
-    seed: SeedParam = None,
-) -> Response:
-    """Quantile bands (0/5/25/50/75/95/100 %) of a layer over steps, and its drift per step."""
-    params = {"layer": layer, "seed": seed}
-    return serve(request, session, owner, experiment_id, "distributions", fmt, params)
-
-
-@router.get("/eval.{fmt}", response_class=Response, responses=RESPONSES)
-def eval_plot(
-    experiment_id: uuid.UUID,
-    fmt: Format,
-    request: Request,
-    session: SessionDep,
-    owner: CurrentOwner,
-) -> Response:
-    """Test loss and accuracy per evaluation, and the train-test gap."""
-    return serve(request, session, owner, experiment_id, "eval", fmt, {})
-
-
-@router.get("/fit.{fmt}", response_class=Response, responses=RESPONSES)
-def fit_plot(
-    experiment_id: uuid.UUID,
-    fmt: Format,
-    request: Request,
-    session: SessionDep,
-    owner: CurrentOwner,
-    epoch: Annotated[
-        int | None, Query(ge=0, description="An evaluated epoch; default last")
-    ] = None,
-    seed: SeedParam = None,
-) -> Response:
-    """Regression: train and test points, and each variant's prediction curve at one epoch."""
-    params = {"epoch": epoch, "seed": seed}
-    return serve(request, session, owner, experiment_id, "fit", fmt, params)
+for _plot in catalog.PLOTS.values():
+    add_plot_route(router, _plot)
 
 
 @router.get("/{filename}", include_in_schema=False)
@@ -175,5 +130,5 @@ def unknown_plot(
 ) -> Response:
     """Any other name: a 422 listing the plots and their formats."""
     service.get_experiment(session, experiment_id, owner)
-    listed = [f"{name}.{fmt}" for name, formats in FORMATS.items() for fmt in formats]
+    listed = [f"{p.name}.{fmt}" for p in catalog.PLOTS.values() for fmt in p.formats]
     raise unprocessable(PlotParamError("name", f"no plot '{filename}'", listed))

@@ -13,9 +13,11 @@
     distributions: ["layer", "seed"],
     eval: [],
     fit: ["epoch", "seed"],
+    landscape: [],
+    ics: [],
   };
   // The order on the page: the dropout study's fit first, then loss beside the distributions.
-  const order = ["fit", "loss", "distributions", "activations", "eval"];
+  const order = ["fit", "loss", "distributions", "activations", "eval", "landscape", "ics"];
   const wide = new Set(["activations", "eval"]);
   let last = null; // the experiment as last drawn
   let round = 0;
@@ -84,6 +86,13 @@
       times.push(`finished ${bn.when(e.finished_at)} (${bn.duration(took)})`);
     }
     $("times").textContent = times.join(" · ");
+    const d = e.dataset; // which data set the worker really used, and why
+    $("dataset").hidden = !d;
+    if (d) {
+      const from = d.where ? `${d.source}, ${d.where}` : d.source;
+      const instead = d.used !== d.requested ? ` instead of ${d.requested}: ${d.reason}` : "";
+      $("dataset").textContent = `data set: ${d.used} (${from})${instead}`;
+    }
     bn.showError($("error"), e.error || "");
     $("compare-link").href = `/compare?ids=${e.id}`;
   }

@@ -28,6 +28,8 @@ def test_submit_from_new_and_watch_it_finish(page: Any, web_stack: Stack, blocke
     page.wait_for_url("**/experiments/*")
     page.wait_for_selector("#status:text('succeeded')", timeout=240_000)
     assert page.inner_text("#percent") == "100%"
+    # The data set the worker really used (mnist, or the preset's fallback and why).
+    assert page.inner_text("#dataset").startswith(("data set: mnist", "data set: fashion-mnist"))
     assert page.eval_on_selector("#progress", "p => p.value") == 1
     # The last poll after the finish reloads every plot; all of them must arrive as images.
     page.wait_for_function(ALL_PLOTS_LOADED, timeout=60_000)

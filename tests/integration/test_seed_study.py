@@ -19,7 +19,11 @@ def finished(stack: Stack) -> dict[str, object]:
 def test_seed_study_succeeds_with_both_runs(finished: dict) -> None:
     assert finished["status"] == "succeeded", finished.get("error")
     assert finished["progress"] == 1.0 and finished["attempt"] == 1
-    assert finished["spec"]["dataset"]["name"] in ("mnist", "fashion-mnist")
+    # The worker trained on mnist where it could get it, else on the preset's fallback, and says so.
+    dataset = finished["dataset"]
+    assert finished["spec"]["dataset"]["name"] == "mnist"
+    assert dataset["requested"] == "mnist" and dataset["used"] in ("mnist", "fashion-mnist")
+    assert (dataset["reason"] is None) == (dataset["used"] == "mnist")
     assert [(r["variant"], r["status"]) for r in finished["runs"]] == [
         ("plain", "succeeded"),
         ("bn", "succeeded"),

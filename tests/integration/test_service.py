@@ -140,12 +140,13 @@ def test_a_task_delivered_three_times_trains_once(stack: Stack) -> None:
     )
     celery = make_celery(settings, "duplicate-sender")
     queue = ExperimentSpec.model_validate(experiment["spec"]).queue
+    group_id = experiment["groups"][0]["id"]
     for _ in range(2):  # besides the API's own: what a broker redelivering would do
-        send_training(celery, experiment["id"], queue)
+        send_training(celery, group_id, queue)
     final = stack.wait_finished(experiment["id"], timeout_s=60)
     assert final["status"] == "succeeded" and final["attempt"] == 1
     assert stack.log_dir is not None
-    dropped = f"experiment {experiment['id']} is not queued any more; nothing to do"
+    dropped = f"seed group {group_id} is not queued any more; nothing to do"
     deadline = time.monotonic() + 20
     while (stack.log_dir / "worker.log").read_text().count(dropped) < 2:
         assert time.monotonic() < deadline, "the duplicates never reached the worker"

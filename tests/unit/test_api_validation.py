@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,14 +13,22 @@ from fastapi.testclient import TestClient
 from tests.migration_check import upgrade_and_diff
 
 
-@pytest.fixture
-def client(embedded_env: Path) -> Iterator[TestClient]:
+@contextlib.contextmanager
+def app_client() -> Iterator[TestClient]:
+    """The app on the embedded default of the current environment, schema at head."""
     from shared.config import get_settings
 
+    get_settings.cache_clear()
     assert upgrade_and_diff(get_settings().resolved_database_url) == []
     from api.main import create_app
 
     with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(embedded_env: Path) -> Iterator[TestClient]:
+    with app_client() as test_client:
         yield test_client
 
 
@@ -62,11 +72,19 @@ def test_kernel_larger_than_input_names_the_block(client: TestClient) -> None:
     assert "blocks[0]" in message and "8" in message
 
 
-def test_missing_offline_dataset_says_what_to_do(client: TestClient) -> None:
+def test_missing_offline_dataset_says_what_to_do(
+    embedded_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Embedded with downloads off, the API's disk is the worker's: cifar10 can surely not be had.
+    monkeypatch.setenv("BNLAB_ALLOW_DOWNLOAD", "false")
     body = {"preset": "seed-bn-mlp", "overrides": {"dataset": {"name": "cifar10"}}}
-    response = client.post("/api/v1/experiments", json=body)
-    assert response.status_code == 422
-    assert "BNLAB_DATASETS_DIR" in response.json()["detail"][0]["msg"]
+    with app_client() as client:
+        response = client.post("/api/v1/experiments", json=body)
+        assert response.status_code == 422
+        detail = response.json()["detail"][0]
+        assert "BNLAB_DATASETS_DIR" in detail["msg"] and "cifar10" in detail["msg"]
+        assert detail["loc"] == ["body", "spec", "dataset", "name"]
+        assert experiment_count(client) == 0
 
 
 def test_too_many_steps_is_refused_with_the_limit(client: TestClient) -> None:
@@ -99,15 +117,60 @@ def test_preset_submission_is_stored_queued_with_its_runs(client: TestClient) ->
     assert client.post(f"/api/v1/experiments/{experiment['id']}/cancel").status_code == 409
 
 
-@pytest.mark.parametrize("online", [True, False])
-def test_presets_use_mnist_when_it_can_be_downloaded(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, online: bool
-) -> None:
-    # The mirrors are the outside border: whether one answers is all that is mocked here.
-    import api.submission
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every attempt to open a connection or look a host up is recorded and refused."""
+    attempts: list[object] = []
 
-    monkeypatch.setattr(api.submission, "_reachable", lambda url: online)
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("the network is off in this test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"preset": "seed-bn-mlp"},
+        {"preset": "seed-bn-cnn", "overrides": {"dataset": {"name": "cifar10"}}},
+        {
+            "name": "mnist-only",
+            "dataset": {"name": "mnist"},
+            "variants": [{"name": "mlp", "model": {"kind": "mlp", "hidden": [8]}}],
+        },
+    ],
+)
+def test_submissions_answer_at_once_without_touching_the_network(
+    client: TestClient, no_network: list[object], body: dict[str, object]
+) -> None:
+    # Data sets the API's disk lacks but a worker may have or download: the worker decides.
+    response = client.post("/api/v1/experiments", json=body)
+    assert response.status_code == 201, response.text
+    assert no_network == []
+    experiment = response.json()
+    assert experiment["dataset"] is None  # recorded by the worker once it has the data
+
+
+def test_a_preset_keeps_its_data_set_and_its_fallback(client: TestClient) -> None:
+    # No switch on the API's disk: the spec asks for mnist, fashion-mnist if mnist cannot be had.
     response = client.post("/api/v1/experiments", json={"preset": "seed-bn-mlp"})
-    assert response.status_code == 201
-    dataset = response.json()["spec"]["dataset"]["name"]
-    assert dataset == ("mnist" if online else "fashion-mnist")
+    dataset = response.json()["spec"]["dataset"]
+    assert (dataset["name"], dataset["fallback"]) == ("mnist", "fashion-mnist")
+    # Naming a data set turns the preset's fallback off.
+    body = {"preset": "seed-bn-mlp", "overrides": {"dataset": {"name": "digits"}}}
+    dataset = client.post("/api/v1/experiments", json=body).json()["spec"]["dataset"]
+    assert (dataset["name"], dataset["fallback"]) == ("digits", None)
+
+
+def test_a_fallback_of_another_shape_is_refused(client: TestClient) -> None:
+    body = {"preset": "seed-bn-mlp", "overrides": {"dataset": {"fallback": "cifar10"}}}
+    response = client.post("/api/v1/experiments", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "spec", "dataset", "fallback"] and "cifar10" in detail["msg"]
+    assert experiment_count(client) == 0

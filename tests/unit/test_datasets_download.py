@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings
 from shared.datasets import (
     CATALOG,
     DEBIAN_FASHION_MNIST,
     DatasetUnavailable,
+    DataSources,
     download,
     ensure_local,
     sha256_of,
@@ -67,9 +67,9 @@ def test_corrupt_mirror_is_refused_and_leaves_no_file(
 
 
 def test_missing_and_not_downloadable_says_what_to_do(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, allow_download=False)
+    sources = DataSources(data_dir=tmp_path, allow_download=False)
     with pytest.raises(DatasetUnavailable) as raised:
-        ensure_local("mnist", settings)
+        ensure_local("mnist", sources)
     message = str(raised.value)
     assert "downloads are off" in message and "train-images-idx3-ubyte.gz" in message
     # The folder it names is where a lookup really goes.
@@ -82,5 +82,5 @@ def test_local_copy_in_datasets_dir_wins(tmp_path: Path) -> None:
     folder.mkdir()
     for remote in CATALOG["mnist"].files:
         (folder / remote.name).write_bytes(b"x")
-    settings = Settings(data_dir=tmp_path / "data", datasets_dir=tmp_path, allow_download=False)
-    assert ensure_local("mnist", settings) == folder
+    sources = DataSources(data_dir=tmp_path / "data", datasets_dir=tmp_path, allow_download=False)
+    assert ensure_local("mnist", sources) == folder

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from api.plots import build as b
-from api.plots import cache, data
+from api.plots import cache, catalog, data
 from api.plots.params import PlotParamError, resolve_layers, select_steps, subsample
 from api.plots.render import render
 from shared.findings import RunSeries, per_run_measures
@@ -183,7 +183,9 @@ def test_fit_of_a_classification_experiment_lists_the_plots() -> None:
     experiment = Experiment(id=uuid.uuid4(), name="x", spec=spec.model_dump(mode="json"))
     experiment.runs = [Run(id=uuid.uuid4(), variant=v.name, seed=0) for v in spec.variants]
     with pytest.raises(PlotParamError) as error:
-        data.fit(None, data.Source.of(experiment))  # type: ignore[arg-type]
+        fit = catalog.PLOTS["fit"]
+        catalog.gather(None, experiment, fit, catalog.FitParams(), "png")  # type: ignore[arg-type]
+    assert "regression" in error.value.message
     assert "fit" not in error.value.allowed and "activations" in error.value.allowed
 
 
@@ -225,3 +227,35 @@ def test_cache_stays_within_its_byte_budget() -> None:
     for i in range(10):
         store.get_or_render(i, None, lambda: (b"x" * 20, "image/png"))
     assert store._size <= 100 and 9 in store._entries and 0 not in store._entries
+
+
+def test_one_declaration_makes_the_route_and_its_openapi_operation() -> None:
+    from fastapi import APIRouter, FastAPI
+    from pydantic import BaseModel, Field
+
+    from api.plots.registry import Plot
+    from api.routes.plots import add_plot_route
+
+    class Params(BaseModel):
+        bins: int | None = Field(default=None, ge=2, description="How many bins")
+
+    plot = Plot(
+        name="toy",
+        summary="A toy plot.",
+        formats=("svg", "json"),
+        params=Params,
+        data=lambda session, src, p, fmt: {},
+        draw=catalog.PLOTS["loss"].draw,
+    )
+    router = APIRouter(prefix="/x/{experiment_id}/plots")
+    add_plot_route(router, plot)
+    app = FastAPI()
+    app.include_router(router)
+    operation = app.openapi()["paths"]["/x/{experiment_id}/plots/toy.{fmt}"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    assert params["fmt"]["schema"]["enum"] == ["svg", "json"]
+    assert params["bins"]["in"] == "query" and params["bins"]["description"] == "How many bins"
+    with pytest.raises(ValueError, match="gif"):
+        Plot(
+            name="bad", summary="", formats=("gif",), params=Params, data=plot.data, draw=plot.draw
+        )

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.config import Settings
-from shared.datasets import DEBIAN_FASHION_MNIST
+from shared.datasets import DEBIAN_FASHION_MNIST, DataSources
 from shared.spec import DatasetSpec
 from worker.training.data import load_dataset, read_idx
 
@@ -38,12 +37,12 @@ def test_read_idx_round_trips_and_rejects_truncated_files(tmp_path: Path) -> Non
 @pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_first_n_scaled_to_unit_range() -> None:
     spec = DatasetSpec(name="fashion-mnist", train_size=1000, test_size=300)
-    data = load_dataset(spec, Settings())
+    data = load_dataset(spec, DataSources())
     assert data.x_train.shape == (1000, 1, 28, 28) and data.x_test.shape == (300, 1, 28, 28)
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
     assert data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
     assert set(data.y_train.tolist()) == set(range(10))
-    assert load_dataset(spec, Settings()) is data  # read once per process
+    assert load_dataset(spec, DataSources()) is data  # read once per process
 
 
 def _cifar_batch(n: int, seed: int) -> bytes:
@@ -68,8 +67,8 @@ def test_cifar10_tarball_reads_into_images(tmp_path: Path) -> None:
     members = {f"data_batch_{i}": _cifar_batch(4, i) for i in range(1, 6)}
     members["test_batch"] = _cifar_batch(3, 9)
     _write_cifar(tmp_path / "cifar10", members)
-    settings = Settings(datasets_dir=tmp_path, allow_download=False)
-    data = load_dataset(DatasetSpec(name="cifar10"), settings)
+    sources = DataSources(datasets_dir=tmp_path, allow_download=False)
+    data = load_dataset(DatasetSpec(name="cifar10"), sources)
     assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (3, 3, 32, 32)
     first = pickle.loads(members["data_batch_1"])
     expected = torch.from_numpy(first[b"data"][0].astype(np.float32) / 255).reshape(3, 32, 32)
@@ -86,9 +85,9 @@ def test_cifar10_pickle_that_calls_code_is_refused(tmp_path: Path) -> None:
     members = {f"data_batch_{i}": pickle.dumps({b"data": _Exploit()}) for i in range(1, 6)}
     members["test_batch"] = _cifar_batch(3, 9)
     _write_cifar(tmp_path / "cifar10", members)
-    settings = Settings(datasets_dir=tmp_path, allow_download=False)
+    sources = DataSources(datasets_dir=tmp_path, allow_download=False)
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        load_dataset(DatasetSpec(name="cifar10", train_size=7), settings)
+        load_dataset(DatasetSpec(name="cifar10", train_size=7), sources)
 
 
 def test_digits_split_is_stratified_and_fixed() -> None:

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-from shared.config import Settings
 from shared.spec import ExperimentSpec
 from worker.training import MemorySink, train
 from worker.training.__main__ import main
+from worker.training.config import TrainingConfig
 
 # Flush (and checkpoint) after every step, so a stop can happen anywhere.
-EVERY_STEP = Settings(flush_every_s=0.0)
+EVERY_STEP = TrainingConfig(flush_every_s=0.0)
 MLP = {"kind": "mlp", "hidden": [16]}
 
 
@@ -58,7 +58,7 @@ def metric_table(sink: MemorySink) -> dict[tuple[str, int, str, int], float]:
 def test_one_train_loss_per_step_and_evaluation_at_epoch_ends() -> None:
     sink = MemorySink()
     spec = make_spec(training={"epochs": 3, "eval_every": 2})
-    result = train(spec, sink, device="cpu", settings=EVERY_STEP)
+    result = train(spec, sink, device="cpu", config=EVERY_STEP)
     assert result.status == "succeeded" and result.device == "cpu"
     for variant in ("plain", "bn"):
         steps = [p.step for p in sink.metrics if p.variant == variant and p.key == "train_loss"]
@@ -118,7 +118,7 @@ def test_probes_do_not_change_training() -> None:
 
 def _run_with_stop(spec: ExperimentSpec, steps: int) -> tuple[MemorySink, dict[str, Any]]:
     sink = StopAfter(steps)
-    result = train(spec, sink, device="cpu", settings=EVERY_STEP)
+    result = train(spec, sink, device="cpu", config=EVERY_STEP)
     assert result.status == "cancelled"
     assert sink.checkpoint is not None
     buffer = io.BytesIO()
@@ -144,10 +144,10 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(stop_after: int) -> None
         probes={"every": 3, "mode": "train"},
     )
     whole = MemorySink()
-    expected = train(spec, whole, device="cpu", settings=EVERY_STEP)
+    expected = train(spec, whole, device="cpu", config=EVERY_STEP)
     first, state = _run_with_stop(spec, stop_after)
     second = MemorySink()
-    resumed = train(spec, second, device="cpu", resume=state, settings=EVERY_STEP)
+    resumed = train(spec, second, device="cpu", resume=state, config=EVERY_STEP)
     combined = {**metric_table(first), **metric_table(second)}
     assert combined == metric_table(whole)  # bit for bit, train_loss and evaluations
     assert len([k for k in combined if k[2] == "train_loss"]) == 3 * 2 * 10
@@ -190,7 +190,7 @@ def test_a_diverging_run_stops_and_sends_nothing_non_finite() -> None:
         probes={"every": 2},
     )
     sink = MemorySink()
-    result = train(spec, sink, device="cpu", settings=EVERY_STEP)
+    result = train(spec, sink, device="cpu", config=EVERY_STEP)
     runs = {r.variant: r for r in result.runs}
     raw = runs["raw"]
     assert raw.status == "diverged" and raw.diverged_step is not None

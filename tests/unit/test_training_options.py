@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-from shared.config import Settings
 from shared.presets import PRESETS
 from shared.spec import ExperimentSpec
 from worker.training import MemorySink, train
+from worker.training.config import TrainingConfig
 from worker.training.lockstep import build_members
 
 
@@ -47,7 +47,7 @@ def test_every_optimizer_is_built_as_asked_and_learns(
         if key in optimizer:
             assert group[key] == optimizer[key], key
     sink = MemorySink()
-    train(spec, sink, device="cpu", settings=Settings())
+    train(spec, sink, device="cpu", config=TrainingConfig())
     losses = [value for _, value in sink.series("plain", "train_loss")]
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10
 
@@ -79,7 +79,7 @@ def test_normalised_inputs_beat_raw_wide_scale_inputs_in_every_seed() -> None:
     raw = PRESETS["seed-input-scale"].spec_copy()
     raw["training"]["seeds"] = [0, 1, 2]
     spec = ExperimentSpec.model_validate(raw)
-    result = train(spec, MemorySink(), device="cpu", settings=Settings())
+    result = train(spec, MemorySink(), device="cpu", config=TrainingConfig())
     accuracy = {(r.variant, r.seed): r.summary["test_accuracy"] for r in result.runs}
     for seed in (0, 1, 2):
         assert accuracy[("normalized", seed)] > accuracy[("raw", seed)], seed

@@ -169,6 +169,7 @@ def test_the_api_probe_cap_counts_exactly_the_histograms_training_stores() -> No
     from shared.shapes import describe_model
     from shared.spec import ExperimentSpec
     from worker.training import MemorySink, train
+    from worker.training.config import TrainingConfig
 
     spec = ExperimentSpec.model_validate(
         {
@@ -188,7 +189,7 @@ def test_the_api_probe_cap_counts_exactly_the_histograms_training_stores() -> No
     info = CATALOG[spec.dataset.name]
     shapes = [describe_model(v.model, info.input_shape, info.num_outputs) for v in spec.variants]
     sink = MemorySink()
-    train(spec, sink, device="cpu", settings=Settings())
+    train(spec, sink, device="cpu", config=TrainingConfig())
     assert probe_histograms(spec, shapes) == len(sink.histograms) > 0
     with pytest.raises(Exception, match="BNLAB_MAX_PROBE_HISTOGRAMS"):
         check_limits(spec, Settings(max_probe_histograms=len(sink.histograms) - 1))

@@ -1,4 +1,8 @@
-"""Run one experiment alone, without queue or database: `python -m worker.training SPEC|PRESET`."""
+"""Run one experiment alone, without queue or database: `python -m worker.training SPEC|PRESET`.
+
+Everything it needs comes from its flags (data folders, downloads, flush period, threads); it
+reads no BNLAB_* variable.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from shared.config import get_settings
-from shared.datasets import DatasetUnavailable, ensure_local
+import torch
+
+from shared.datasets import DatasetUnavailable, DataSources
 from shared.spec import ExperimentSpec
+from worker.training.config import TrainingConfig
 from worker.training.loop import TrainResult, train
 from worker.training.sink import MemorySink
 
@@ -45,22 +51,7 @@ def load_spec(source: str) -> ExperimentSpec:
     if source not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise SystemExit(f"{source!r} is neither a JSON file nor a preset (presets: {known})")
-    preset = PRESETS[source]
-    spec = preset.spec_copy()
-    name = spec["dataset"]["name"]
-    if preset.fallback_dataset and not obtainable(name):
-        log.warning("%s is not here nor downloadable; using %s", name, preset.fallback_dataset)
-        spec["dataset"]["name"] = preset.fallback_dataset
-    return ExperimentSpec.model_validate(spec)
-
-
-def obtainable(name: str) -> bool:
-    """The data set is here, or downloads now (the article's data set is worth one)."""
-    try:
-        ensure_local(name, get_settings())
-    except DatasetUnavailable:
-        return False
-    return True
+    return ExperimentSpec.model_validate(PRESETS[source].spec_copy())
 
 
 def results_json(spec: ExperimentSpec, result: TrainResult, sink: MemorySink) -> dict[str, Any]:
@@ -69,6 +60,7 @@ def results_json(spec: ExperimentSpec, result: TrainResult, sink: MemorySink) ->
         "spec": spec.model_dump(mode="json"),
         "status": result.status,
         "device": result.device,
+        "dataset": None if result.dataset is None else result.dataset.to_dict(),
         "runs": [asdict(run) for run in result.runs],
         "metrics": [asdict(p) for p in sink.metrics],
         "histograms": [asdict(h) for h in sink.histograms],
@@ -82,12 +74,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", help="spec JSON file or preset name")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--out", type=Path, help="write the collected results here as JSON")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(".data"), help="downloads go to DATA_DIR/datasets"
+    )
+    parser.add_argument(
+        "--datasets-dir", type=Path, help="searched first for data sets (mnist/, cifar10/ inside)"
+    )
+    parser.add_argument(
+        "--no-download", action="store_true", help="never fetch missing data sets from mirrors"
+    )
+    parser.add_argument(
+        "--flush-every", type=float, default=1.0, metavar="S", help="report at most every S s"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    config = TrainingConfig(
+        DataSources(args.data_dir, args.datasets_dir, allow_download=not args.no_download),
+        flush_every_s=args.flush_every,
+    )
     spec = load_spec(args.spec)
     sink = LoggingSink()
     started = time.monotonic()
-    result = train(spec, sink, device=args.device)
+    try:
+        result = train(spec, sink, device=args.device, config=config)
+    except DatasetUnavailable as exc:
+        log.error("%s", exc)
+        return 2
+    if result.dataset is not None and result.dataset.used != result.dataset.requested:
+        log.warning("trained on %s instead of %s", result.dataset.used, result.dataset.requested)
     log.info("%s finished in %.1f s on %s", spec.name, time.monotonic() - started, result.device)
     if args.out is not None:
         args.out.write_text(json.dumps(results_json(spec, result, sink)))

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.config import Settings, get_settings
-from shared.datasets import CATALOG, Task, ensure_local
+from shared.datasets import CATALOG, DataSources, Task, ensure_local
 from shared.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -220,8 +219,9 @@ def _first(tensor: torch.Tensor, n: int | None) -> torch.Tensor:
     return tensor if n is None or n >= len(tensor) else tensor[:n].clone()
 
 
-def load_dataset(spec: DatasetSpec, settings: Settings | None = None) -> Dataset:
-    """The data set of a spec, first train_size / test_size examples; cached per process."""
+def load_dataset(spec: DatasetSpec, sources: DataSources | None = None) -> Dataset:
+    """The data set named by a spec (never its fallback: see resolve.py), first train_size /
+    test_size examples; cached per process."""
     if spec in _LOADED:
         _LOADED.move_to_end(spec)
         return _LOADED[spec]
@@ -231,7 +231,7 @@ def load_dataset(spec: DatasetSpec, settings: Settings | None = None) -> Dataset
     elif spec.name == "wide-scale":
         arrays = _wide_scale(spec)
     else:
-        arrays = _files(spec.name, ensure_local(spec.name, settings or get_settings()))
+        arrays = _files(spec.name, ensure_local(spec.name, sources or DataSources()))
     dataset = Dataset(
         info.task,
         _first(arrays["x_train"], spec.train_size),

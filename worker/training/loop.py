@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from shared.config import Settings, get_settings
 from shared.spec import ExperimentSpec
+from worker.training.config import TrainingConfig
 from worker.training.data import load_dataset
 from worker.training.lockstep import (
     Member,
@@ -26,8 +26,10 @@ from worker.training.lockstep import (
     train_step,
 )
 from worker.training.models import derive_seed
+from worker.training.optics import OptimisationProbes
 from worker.training.probes import Prober
 from worker.training.recorder import Recorder, RunBook
+from worker.training.resolve import DatasetChoice, resolve_dataset
 from worker.training.sink import Sink
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class TrainResult:
     status: str
     device: str
     runs: list[RunOutcome]
+    dataset: DatasetChoice | None = None
 
 
 @dataclass
@@ -72,14 +75,26 @@ class _Seed:
     epoch: int = 0
     step_in_epoch: int = 0
     order: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    optics: OptimisationProbes | None = None
 
 
 class _Trainer:
     """State of one train() call; methods are the phases of the loop."""
 
-    def __init__(self, spec: ExperimentSpec, sink: Sink, device: torch.device, settings: Settings):
-        self.spec, self.sink, self.device, self.settings = spec, sink, device, settings
-        self.cpu_data = load_dataset(spec.dataset, settings)
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        sink: Sink,
+        device: torch.device,
+        config: TrainingConfig,
+        dataset: str | None = None,
+    ):
+        self.spec, self.sink, self.device, self.config = spec, sink, device, config
+        used, self.dataset = resolve_dataset(spec.dataset, config.data, only=dataset)
+        if self.dataset.reason:
+            log.warning("%s trains on %s: %s", spec.name, used.name, self.dataset.reason)
+        sink.on_dataset(self.dataset)
+        self.cpu_data = load_dataset(used, config.data)
         self.data = self.cpu_data.to_device(device)
         normalize = any(v.normalize_inputs for v in spec.variants)
         self.normalized = self.data.normalized() if normalize else self.data
@@ -107,6 +122,8 @@ class _Trainer:
         books = {m.name: self.books[(m.name, seed)] for m in members}
         prober = Prober(self.spec.probes)
         run = _Seed(index, members, prober, Recorder(books, prober), torch.Generator())
+        tests = {False: self.data.x_test, True: self.normalized.x_test}
+        run.optics = OptimisationProbes.of(self.spec.probes, self.loss_fn, tests)
         resumed_epoch = None
         if position is None:
             run.generator.manual_seed(derive_seed(seed, 1))
@@ -140,7 +157,7 @@ class _Trainer:
                 active = self._step(run, active, k, epoch * self.spe + k + 1)
                 run.step_in_epoch = k + 1
                 if (
-                    time.monotonic() - self.last_flush >= self.settings.flush_every_s
+                    time.monotonic() - self.last_flush >= self.config.flush_every_s
                     or run.recorder.pending_steps >= MAX_PENDING
                 ):
                     self._flush(run)
@@ -165,6 +182,8 @@ class _Trainer:
             batches = [(m.name, m.net, inputs[m.normalize]) for m in active]
             seed = self.spec.training.seeds[run.index]
             run.recorder.capture(run.prober.capture(seed, step, batches))
+        if run.optics is not None and run.optics.due(step):
+            run.optics.measure(step, active, inputs, y, run.recorder)
         if step % CHECK_EVERY == 0:
             diverged = run.recorder.find_divergence([m.name for m in active])
             for name, bad_step in diverged.items():
@@ -247,6 +266,7 @@ class _Trainer:
             "spec": self.spec.model_dump_json(),
             "seed_index": seed_index,
             "position": position,
+            "dataset": self.dataset.used,
             "books": [b.to_dict() for b in self.books.values()],
         }
 
@@ -258,7 +278,8 @@ class _Trainer:
                 book.status = "cancelled"
             outcome = (book.variant, book.seed, book.status, book.diverged_step, book.summary())
             runs.append(RunOutcome(*outcome))
-        return TrainResult("cancelled" if self.cancelled else "succeeded", str(self.device), runs)
+        status = "cancelled" if self.cancelled else "succeeded"
+        return TrainResult(status, str(self.device), runs, self.dataset)
 
 
 def train(
@@ -267,18 +288,21 @@ def train(
     *,
     device: str = "auto",
     resume: dict[str, Any] | None = None,
-    settings: Settings | None = None,
+    config: TrainingConfig | None = None,
 ) -> TrainResult:
-    """Train every variant of the spec in lockstep, once per seed, reporting to `sink`."""
+    """Train every variant of the spec in lockstep, once per seed, reporting to `sink`.
+
+    The data set is resolved first (the spec's, else its fallback) and reported to the sink.
+    """
     chosen = resolve_device(device if device != "auto" else spec.device)
-    trainer = _Trainer(spec, sink, chosen, settings or get_settings())
+    if resume is not None and (
+        resume.get("format") != CHECKPOINT_FORMAT or resume.get("spec") != spec.model_dump_json()
+    ):
+        raise ValueError("checkpoint does not belong to this spec (or is of another format)")
+    used = None if resume is None else resume.get("dataset")
+    trainer = _Trainer(spec, sink, chosen, config or TrainingConfig(), used)
     start, position = 0, None
     if resume is not None:
-        if (
-            resume.get("format") != CHECKPOINT_FORMAT
-            or resume.get("spec") != spec.model_dump_json()
-        ):
-            raise ValueError("checkpoint does not belong to this spec (or is of another format)")
         for saved in resume["books"]:
             book = RunBook.from_dict(saved)
             trainer.books[(book.variant, book.seed)] = book

@@ -20,6 +20,47 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+class _Noisy:
+    """Santurkar et al.'s noisy BatchNorm: at every training step each unit's output is scaled by
+    v ~ U(1, 1 + s) and shifted by m ~ U(-s, s), drawn afresh (from the global RNG, so checkpoints
+    replay them); a distribution shift put in on purpose. Eval mode adds no noise."""
+
+    noise: float
+
+    def _perturb(self, y: torch.Tensor, features: int) -> torch.Tensor:
+        if not self.training or self.noise == 0.0:  # type: ignore[attr-defined]
+            return y
+        shape = (1, features) + (1,) * (y.dim() - 2)
+        u = torch.rand((2, features), device=y.device, dtype=y.dtype)
+        scale = (1 + self.noise * u[0]).view(shape)
+        shift = (self.noise * (2 * u[1] - 1)).view(shape)
+        return y * scale + shift
+
+
+class NoisyBatchNorm1d(_Noisy, nn.BatchNorm1d):
+    """BatchNorm1d followed by the per-step noise of _Noisy."""
+
+    def __init__(self, features: int, noise: float):
+        super().__init__(features)
+        self.noise = noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """BatchNorm, then noise in train mode."""
+        return self._perturb(super().forward(x), self.num_features)
+
+
+class NoisyBatchNorm2d(_Noisy, nn.BatchNorm2d):
+    """BatchNorm2d followed by the per-step noise of _Noisy (one draw per channel)."""
+
+    def __init__(self, features: int, noise: float):
+        super().__init__(features)
+        self.noise = noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """BatchNorm, then noise in train mode."""
+        return self._perturb(super().forward(x), self.num_features)
+
+
 def _module(layer: LayerPlan) -> nn.Module:
     a = layer.args
     match layer.kind:
@@ -29,6 +70,10 @@ def _module(layer: LayerPlan) -> nn.Module:
             return nn.Conv2d(
                 a["in_channels"], a["out_channels"], a["kernel"], a["stride"], a["padding"]
             )
+        case "batchnorm1d" if a.get("noise"):
+            return NoisyBatchNorm1d(a["features"], a["noise"])
+        case "batchnorm2d" if a.get("noise"):
+            return NoisyBatchNorm2d(a["features"], a["noise"])
         case "batchnorm1d":
             return nn.BatchNorm1d(a["features"])
         case "batchnorm2d":

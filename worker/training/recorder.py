@@ -67,7 +67,7 @@ class Recorder:
         self.losses: dict[str, list[torch.Tensor]] = {name: [] for name in books}
         self.loss_start: dict[str, int] = {name: 1 for name in books}
         self.checked: dict[str, int] = {name: 0 for name in books}
-        self.evals: list[tuple[RunBook, str, int, torch.Tensor]] = []
+        self.evals: list[tuple[RunBook, str, int, torch.Tensor, bool]] = []
         self.curves: list[_Curve] = []
         self.captures: list[PendingCapture] = []
 
@@ -79,9 +79,11 @@ class Recorder:
         """Record the next step's training loss of a run."""
         self.losses[variant].append(value)
 
-    def metric(self, variant: str, key: str, step: int, value: torch.Tensor) -> None:
-        """Record an evaluation scalar."""
-        self.evals.append((self.books[variant], key, step, value))
+    def metric(
+        self, variant: str, key: str, step: int, value: torch.Tensor, summary: bool = True
+    ) -> None:
+        """Record a scalar; `summary`: its last value goes into the run's summary."""
+        self.evals.append((self.books[variant], key, step, value, summary))
 
     def curve(
         self, variant: str, key: str, step: int, epoch: int, x: list[float], y: torch.Tensor
@@ -125,7 +127,7 @@ class Recorder:
         """Move everything pending to the host in one transfer and hand the finite part to sink."""
         names = [n for n in self.losses if self.losses[n]]
         parts = [torch.stack(self.losses[n]).reshape(-1) for n in names]
-        parts += [value.reshape(-1) for _, _, _, value in self.evals]
+        parts += [value.reshape(-1) for _, _, _, value, _ in self.evals]
         parts += [c.y.reshape(-1) for c in self.curves]
         decode = None
         if self.captures:
@@ -147,12 +149,13 @@ class Recorder:
                     book.first_bad = step
             self.loss_start[name] += len(values)
             self.losses[name], self.checked[name] = [], 0
-        for book, key, step, _ in self.evals:
+        for book, key, step, _, summary in self.evals:
             value = float(host[offset])
             offset += 1
             if book.accepts(step) and math.isfinite(value):
                 points.append(MetricPoint(book.variant, book.seed, key, step, value))
-                book.last[key] = value
+                if summary:
+                    book.last[key] = value
         curves = []
         for c in self.curves:
             y = host[offset : offset + c.y.numel()]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from worker.training.resolve import DatasetChoice
+
 QUANTILE_KEYS = ("0", "1", "5", "25", "50", "75", "95", "99", "100")
 
 
@@ -53,6 +55,10 @@ class CurvePoint:
 class Sink(Protocol):
     """Receives everything a training run produces; a step may be re-sent after a resume."""
 
+    def on_dataset(self, choice: DatasetChoice) -> None:
+        """Once, before the first step: which data set is used, from where, and why."""
+        ...
+
     def on_metrics(self, points: list[MetricPoint]) -> None: ...
 
     def on_histograms(self, captures: list[HistogramCapture]) -> None: ...
@@ -82,6 +88,11 @@ class MemorySink:
     progress: list[tuple[int, int]] = field(default_factory=list)
     checkpoint: dict[str, Any] | None = None
     checkpoints: int = 0
+    dataset: DatasetChoice | None = None
+
+    def on_dataset(self, choice: DatasetChoice) -> None:
+        """Keep the data set choice."""
+        self.dataset = choice
 
     def on_metrics(self, points: list[MetricPoint]) -> None:
         """Append metric points."""
