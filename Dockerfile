@@ -15,7 +15,7 @@ ARG TORCH_WHEELS=
 ARG CA_BUNDLE=
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PATH=/opt/venv/bin:$PATH
 RUN python3 -m venv /opt/venv
-COPY requirements.txt requirements-torch.txt /build/
+COPY requirements.txt requirements-client.txt requirements-torch.txt /build/
 # COPY needs a source even when an argument is unset: requirements.txt stands in, unused.
 COPY ${CA_BUNDLE:-requirements.txt} /build/extra-ca.pem
 COPY ${TORCH_WHEELS:-requirements.txt} /build/wheels/
@@ -43,7 +43,8 @@ COPY shared ./shared
 COPY migrations ./migrations
 COPY api ./api
 COPY worker ./worker
-# The `bnlab` admin command (bnlab tokens create NAME); the pins above are the dependencies.
+COPY bnlab_client ./bnlab_client
+# The `bnlab` command (bnlab tokens create NAME); the pins above are the dependencies.
 COPY pyproject.toml ./
 RUN pip install --no-deps --no-build-isolation --no-cache-dir -e .
 
