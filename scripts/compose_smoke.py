@@ -120,7 +120,8 @@ class Compose:
         """docker-compose.yml + override.yml, less what an override cannot take away in compose v1.
 
         That is the worker's GPU reservation, and the published ports, which the host's network
-        refuses (each service listens on the host's port it is told to).
+        refuses (each service listens on the host's port it is told to). Services of a profile
+        (monitoring) are not part of the check.
         """
         files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(OVERRIDE)]
         cmd = [*self.base, "-p", PROJECT, *files, "config"]
@@ -130,6 +131,9 @@ class Compose:
         worker = config["services"]["worker"]
         dropped = worker.get("deploy", {}).get("resources", {}).pop("reservations", None)
         log.info("dropped from the worker (no GPU here): reservations %s", dropped)
+        for name in [n for n, service in config["services"].items() if service.get("profiles")]:
+            # Not started without its profile; left in, it would still get a bridge network.
+            log.info("left out: %s (profiles %s)", name, config["services"].pop(name)["profiles"])
         for name, service in config["services"].items():
             if service.get("network_mode") == "host" and "ports" in service:
                 ports = service.pop("ports")
