@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup data demo api worker migrate test test-unit test-integration test-browser test-tools lint format typecheck bench clean
+.PHONY: setup data demo api worker migrate test test-unit test-integration test-browser test-tools compose-smoke lint format typecheck bench clean
 
 setup: $(STAMP) data
 
@@ -49,6 +49,15 @@ test-integration: setup
 
 test-browser: setup test-tools
 	$(BIN)/python -m pytest -q tests/browser
+
+# docker-compose.yml built and run for real, through its API (needs root and dockerd; README,
+# Deployment). Logs and state in .compose-smoke/.
+compose-smoke: setup
+	@command -v dockerd >/dev/null || scripts/apt-install docker.io
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 \
+	  || scripts/apt-install docker-compose
+	@command -v debootstrap >/dev/null || scripts/apt-install debootstrap
+	$(BIN)/python -m scripts.compose_smoke
 
 lint: setup
 	$(BIN)/ruff check .

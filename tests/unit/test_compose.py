@@ -63,3 +63,32 @@ def test_the_image_checks_tokens_even_without_a_database_server() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "ENV BNLAB_AUTH=on" in dockerfile.splitlines()
     assert '"--host", "0.0.0.0"' in dockerfile
+
+
+def test_workers_scale_and_the_api_needs_no_data() -> None:
+    # `--scale worker=N`: no fixed container name, no host port. Data sets are resolved by the
+    # worker, so the api has no data volume.
+    services = yaml.safe_load(compose_config(POSTGRES_PASSWORD="pw").stdout)["services"]
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+    assert "volumes" not in services["api"]
+    assert {services[name]["image"] for name in ("migrate", "api", "worker")} == {"bnlab"}
+
+
+def test_the_smoke_override_puts_every_default_service_on_the_host_network() -> None:
+    # scripts/compose_smoke.py runs the real file with this override on this machine.
+    override = ROOT / "scripts" / "compose-smoke" / "override.yml"
+    env = {"POSTGRES_PASSWORD": "pw", "SMOKE_PG_PORT": "15432", "SMOKE_REDIS_PORT": "16379"}
+    env |= {"SMOKE_API_PORT": "18000", "SMOKE_POSTGRES_IMAGE": "pg", "SMOKE_REDIS_IMAGE": "rd"}
+    result = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "-f", str(override), "config"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    # The monitoring profile (flower, prometheus) is not part of the smoke check.
+    started = [s for s in services.values() if not s.get("profiles")]
+    assert {s.get("network_mode") for s in started} == {"host"}
+    assert "127.0.0.1:15432" in services["worker"]["environment"]["BNLAB_DATABASE_URL"]
+    assert services["api"]["environment"]["BNLAB_BROKER_URL"] == "redis://127.0.0.1:16379/0"
