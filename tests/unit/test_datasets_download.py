@@ -21,10 +21,6 @@ from shared.datasets import (
     sha256_of,
 )
 
-pytestmark = pytest.mark.skipif(
-    not DEBIAN_FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist"
-)
-
 
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
@@ -43,6 +39,9 @@ def fashion_with_mirrors(*mirrors: str) -> object:
     return dataclasses.replace(CATALOG["fashion-mnist"], mirrors=mirrors, system_dirs=())
 
 
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist (apt)"
+)
 def test_download_fetches_every_file_and_checks_it(
     mirror: tuple[str, Path], tmp_path: Path
 ) -> None:

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
-
-from tests.migration_check import upgrade_and_diff
-
-
-@pytest.fixture
-def client(embedded_env: Path) -> Iterator[TestClient]:
-    from shared.config import get_settings
-
-    assert upgrade_and_diff(get_settings().resolved_database_url) == []
-    from api.main import create_app
-
-    with TestClient(create_app()) as test_client:
-        yield test_client
 
 
 def experiment_count(client: TestClient) -> int:
