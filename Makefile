@@ -21,10 +21,11 @@ data:
 	  || scripts/apt-install dataset-fashion-mnist \
 	  || echo "warning: install dataset-fashion-mnist (apt) or set BNLAB_DATASETS_DIR" >&2
 
-# What the browser and compose tests drive; without them those tests are skipped.
+# What the tests drive: PostgreSQL and Redis (started by the tests where none answers at the
+# test address), Chromium, docker-compose. Without them a local run skips what needs them.
 test-tools:
-	@scripts/apt-install chromium chromium-driver docker-compose \
-	  || echo "warning: no chromium or docker-compose: browser and compose tests will be skipped" >&2
+	@scripts/apt-install postgresql redis-server chromium chromium-driver docker-compose \
+	  || echo "warning: tests that need what is missing will be skipped (CI=true: fail)" >&2
 
 migrate: setup
 	$(BIN)/alembic upgrade head
