@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_load
 	$(BIN)/python -m bench.bench_training
 	$(BIN)/python -m bench.bench_plots
+	$(BIN)/python -m bench.bench_recovery
 
 clean:
 	rm -rf .data tests/artifacts
