@@ -122,6 +122,7 @@ def _no_skips_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
     if CI and report.skipped and not hasattr(report, "wasxfail"):
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"CI=true, and this would skip; what is missing: {reason}"
 
