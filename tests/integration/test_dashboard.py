@@ -158,7 +158,9 @@ def test_a_render_made_while_training_never_answers_once_finished(client: TestCl
     live = client.get(plot)
     assert live.headers["cache-control"] == "private, no-cache"
     session = get_sessionmaker(url)()
-    run_id = session.get(Experiment, uuid.UUID(experiment_id)).runs[0].id
+    stored = session.get(Experiment, uuid.UUID(experiment_id))
+    assert stored is not None
+    run_id = stored.runs[0].id
     results.write_metrics(
         session, [{"run_id": run_id, "key": "train_loss", "step": 99, "value": 0.1}]
     )

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 MIB = 1024 * 1024
-DIGITS = {
+DIGITS: dict[str, Any] = {
     "name": "limits",
     "dataset": {"name": "digits"},
     "variants": [{"name": "plain", "model": {"kind": "mlp", "hidden": [16]}}],

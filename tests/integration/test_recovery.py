@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ FAST_RECOVERY = {
 }
 
 # Long enough to interrupt mid-way; dropout makes the resume depend on the saved RNG state.
-LONG = {
+LONG: dict[str, Any] = {
     "name": "long",
     "dataset": {"name": "digits"},
     "variants": [

@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.datasets import (
     CATALOG,
     DEBIAN_FASHION_MNIST,
+    DatasetInfo,
     DatasetUnavailable,
     download,
     ensure_local,
@@ -35,7 +36,7 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.shutdown()
 
 
-def fashion_with_mirrors(*mirrors: str) -> object:
+def fashion_with_mirrors(*mirrors: str) -> DatasetInfo:
     return dataclasses.replace(CATALOG["fashion-mnist"], mirrors=mirrors, system_dirs=())
 
 
