@@ -39,7 +39,8 @@ api: migrate
 worker: setup
 	$(BIN)/celery -A worker.celery_app worker -Q gpu,cpu,any --pool solo --loglevel INFO
 
-test: setup test-tools
+# Style and types over the whole tree first (a finding fails the run), then every test.
+test: setup test-tools lint typecheck
 	$(BIN)/python -m pytest -q tests
 
 test-unit: setup
@@ -60,7 +61,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 typecheck: setup
-	$(BIN)/mypy shared api
+	$(BIN)/mypy .
 
 bench: setup
 	$(BIN)/python -m bench.bench_service
