@@ -141,7 +141,7 @@ def test_sigkilled_worker_loses_nothing_and_resumes_exactly(recovery_stack: Stac
     assert_same_as_uninterrupted(recovery_stack, final, LONG)
 
 
-def test_sigterm_checkpoints_hands_back_and_exits_quickly(recovery_stack: Stack) -> None:
+def test_sigterm_checkpoints_hands_back_and_exits_by_itself(recovery_stack: Stack) -> None:
     experiment_id = submit(recovery_stack, LONG)
     wait_progress(recovery_stack, experiment_id, 0.3)
     worker = recovery_stack.processes["worker"]
