@@ -21,10 +21,11 @@ data:
 	  || scripts/apt-install dataset-fashion-mnist \
 	  || echo "warning: install dataset-fashion-mnist (apt) or set BNLAB_DATASETS_DIR" >&2
 
-# What the browser and compose tests drive; without them those tests are skipped.
+# What the tests drive: PostgreSQL and Redis (started by the tests where none answers at the
+# test address), Chromium, docker-compose. Without them a local run skips what needs them.
 test-tools:
-	@scripts/apt-install chromium chromium-driver docker-compose \
-	  || echo "warning: no chromium or docker-compose: browser and compose tests will be skipped" >&2
+	@scripts/apt-install postgresql redis-server chromium chromium-driver docker-compose \
+	  || echo "warning: tests that need what is missing will be skipped (CI=true: fail)" >&2
 
 migrate: setup
 	$(BIN)/alembic upgrade head
@@ -38,7 +39,8 @@ api: migrate
 worker: setup
 	$(BIN)/celery -A worker.celery_app worker --pool solo --loglevel INFO
 
-test: setup test-tools
+# Style and types over the whole tree first (a finding fails the run), then every test.
+test: setup test-tools lint typecheck
 	$(BIN)/python -m pytest -q tests
 
 test-unit: setup
@@ -68,7 +70,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 typecheck: setup
-	$(BIN)/mypy shared api
+	$(BIN)/mypy .
 
 bench: setup
 	$(BIN)/python -m bench.bench_service
@@ -77,6 +79,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_plots
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python -m bench.bench_reads
+	$(BIN)/python -m bench.bench_recovery
 
 clean:
 	rm -rf .data tests/artifacts

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import shutil
@@ -166,7 +167,9 @@ async def load(stack: Stack, submissions: int, reads: int, concurrency: int) -> 
         cursor = ""
         while True:
             page = await timed(
-                accounted, lambda c=cursor: client.get(f"/api/v1/experiments?limit=200{c}"), 200
+                accounted,
+                functools.partial(client.get, f"/api/v1/experiments?limit=200{cursor}"),
+                200,
             )
             if page is None:
                 break
@@ -179,7 +182,11 @@ async def load(stack: Stack, submissions: int, reads: int, concurrency: int) -> 
             accounted.errors.append(f"listed {len(listed)} ({len(set(listed))} distinct)")
         cancelled = await asyncio.gather(
             *(
-                timed(accounted, lambda i=i: client.post(f"/api/v1/experiments/{i}/cancel"), 200)
+                timed(
+                    accounted,
+                    functools.partial(client.post, f"/api/v1/experiments/{i}/cancel"),
+                    200,
+                )
                 for i in submitted
             )
         )

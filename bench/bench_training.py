@@ -166,7 +166,9 @@ def main() -> None:
     clocks = {"wall": time.perf_counter}
     if device.type == "cpu":
         clocks["cpu"] = time.process_time
-    times = {(clock, name): [] for clock in clocks for name in runs}
+    times: dict[tuple[str, str], list[float]] = {
+        (clock, name): [] for clock in clocks for name in runs
+    }
     for fn in runs.values():  # warm-up
         fn()
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits all alike

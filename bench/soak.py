@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.stack import Stack  # noqa: E402
-from tests.integration.test_recovery import PrivateRedis  # noqa: E402
+from tests.servers import ThrowawayRedis  # noqa: E402
 
 PG_SERVER = os.environ.get("BNLAB_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 WORKERS = ("w1", "w2", "w3")
@@ -70,7 +70,7 @@ MIXES: list[dict[str, Any]] = [
 ]
 
 
-def chaos(stack: Stack, redis: PrivateRedis, until: float, kill_every_s: float) -> Counter[str]:
+def chaos(stack: Stack, redis: ThrowawayRedis, until: float, kill_every_s: float) -> Counter[str]:
     """Kill a random worker every `kill_every_s` (and start it again) until `until`; restart
     Redis at a third and at two thirds of the window."""
     done: Counter[str] = Counter()
@@ -129,7 +129,7 @@ def main() -> None:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{database}"'))
     work = Path(tempfile.mkdtemp(prefix="bnlab-soak-"))
-    redis = PrivateRedis(work)
+    redis = ThrowawayRedis()
     redis.start()
     env = {
         "BNLAB_DATABASE_URL": f"{PG_SERVER}/{database}",

@@ -62,7 +62,7 @@ class Stack:
     @property
     def auth_enabled(self) -> bool:
         """Whether this stack's API checks tokens (the same rule as the API's settings)."""
-        fields = {
+        fields: dict[str, Any] = {
             name: self.env[f"BNLAB_{name.upper()}"]
             for name in ("database_url", "broker_url", "auth")
             if f"BNLAB_{name.upper()}" in self.env

@@ -43,11 +43,6 @@ def write_histograms(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     upsert(session, Histogram, rows)
 
 
-def write_curves(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows of run_id, key, step, epoch, x, y."""
-    upsert(session, Curve, rows)
-
-
 def read_series(
     session: Session,
     run_ids: Sequence[uuid.UUID],

@@ -1,25 +1,43 @@
-"""The real service: PostgreSQL and Redis on this machine, a Celery worker process, uvicorn.
+"""The real service: PostgreSQL and Redis, a Celery worker process, uvicorn; and the app in
+process (`client`) on the embedded default.
 
-Each stack gets a database of its own (created here, dropped after the session) and a Redis
-database index of its own, so no stack touches another's data, or anyone else's.
+The servers are the ones at BNLAB_TEST_PG and BNLAB_TEST_REDIS when they answer, else throwaway
+ones of the session's own (tests/servers.py). Each stack gets a database of its own (created
+here, dropped after the session) and a Redis database index of its own, so no stack touches
+another's data, or anyone else's.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from scripts.stack import Stack
 from tests.conftest import ARTIFACTS
+from tests.migration_check import upgrade_and_diff
 
-PG_SERVER = os.environ.get("BNLAB_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-REDIS_SERVER = os.environ.get("BNLAB_TEST_REDIS", "redis://127.0.0.1:6379")
+# Every test stack: no downloads (no test may depend on the internet), and no CUDA, so a test
+# behaves the same on a machine with a GPU.
+HERMETIC = {"BNLAB_ALLOW_DOWNLOAD": "false", "CUDA_VISIBLE_DEVICES": ""}
+
+
+@pytest.fixture
+def client(embedded_env: Path) -> Iterator[TestClient]:
+    """The app in process on a fresh embedded database, migrated to head; no worker."""
+    from api.main import create_app
+    from api.plots.cache import CACHE
+    from shared.config import get_settings
+
+    assert upgrade_and_diff(get_settings().resolved_database_url) == []
+    CACHE.clear()
+    with TestClient(create_app()) as test_client:
+        yield test_client
 
 
 class PostgresDatabases:
@@ -29,8 +47,9 @@ class PostgresDatabases:
     each other's experiments through their own brokers.
     """
 
-    def __init__(self) -> None:
-        self.admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
         self.names: list[str] = []
 
     def create(self) -> str:
@@ -38,7 +57,7 @@ class PostgresDatabases:
         with self.admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         self.names.append(name)
-        return f"{PG_SERVER}/{name}"
+        return f"{self.server}/{name}"
 
     def drop_all(self) -> None:
         with self.admin.connect() as connection:
@@ -48,8 +67,8 @@ class PostgresDatabases:
 
 
 @pytest.fixture(scope="session")
-def pg_databases() -> Iterator[PostgresDatabases]:
-    databases = PostgresDatabases()
+def pg_databases(pg_server: str) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(pg_server)
     yield databases
     databases.drop_all()
 
@@ -66,10 +85,11 @@ def pg_url(pg_databases: PostgresDatabases) -> str:
 _REDIS_INDEXES = iter(random.sample(range(1, 16), 15))
 
 
-def postgres_env(pg_url: str, tmp: Path) -> dict[str, str]:
+def postgres_env(pg_url: str, redis_server: str, tmp: Path) -> dict[str, str]:
     return {
+        **HERMETIC,
         "BNLAB_DATABASE_URL": pg_url,
-        "BNLAB_BROKER_URL": f"{REDIS_SERVER}/{next(_REDIS_INDEXES)}",
+        "BNLAB_BROKER_URL": f"{redis_server}/{next(_REDIS_INDEXES)}",
         "BNLAB_DATA_DIR": str(tmp),
         "BNLAB_FLUSH_EVERY_S": "0.2",
         "BNLAB_TORCH_THREADS": "1",
@@ -78,6 +98,7 @@ def postgres_env(pg_url: str, tmp: Path) -> dict[str, str]:
 
 def embedded_env(tmp: Path) -> dict[str, str]:
     return {
+        **HERMETIC,
         "BNLAB_DATABASE_URL": "",
         "BNLAB_BROKER_URL": "",
         "BNLAB_DATA_DIR": str(tmp),
@@ -88,20 +109,24 @@ def embedded_env(tmp: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session", params=["postgres+redis", "embedded"])
 def stack(
-    request: pytest.FixtureRequest, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The running service, once on PostgreSQL + Redis and once on the embedded default."""
     tmp = tmp_path_factory.mktemp(request.param)
-    env = postgres_env(pg_url, tmp) if request.param == "postgres+redis" else embedded_env(tmp)
+    if request.param == "postgres+redis":
+        pg_url, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_server")
+        env = postgres_env(pg_url, redis, tmp)
+    else:
+        env = embedded_env(tmp)
     with Stack(env=env, log_dir=ARTIFACTS / "logs" / request.param) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
 def pg_stack(
-    pg_databases: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory
+    pg_databases: PostgresDatabases, redis_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The service on PostgreSQL and Redis only (for what the embedded default does not promise)."""
-    env = postgres_env(pg_databases.create(), tmp_path_factory.mktemp("pg-only"))
+    env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("pg-only"))
     with Stack(env=env, log_dir=ARTIFACTS / "logs" / "pg-only") as running:
         yield running

@@ -37,6 +37,7 @@ SMALL_MNIST = {
 def split_stack(
     request: pytest.FixtureRequest,
     pg_databases: PostgresDatabases,
+    redis_server: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """The service with data only its worker can see."""
@@ -47,7 +48,7 @@ def split_stack(
         (worker_data / "mnist" / remote.name).symlink_to(DEBIAN_FASHION_MNIST / remote.name)
     (tmp / "api-datasets").mkdir()
     if request.param == "postgres+redis":
-        env = postgres_env(pg_databases.create(), tmp)
+        env = postgres_env(pg_databases.create(), redis_server, tmp)
     else:
         env = embedded_env(tmp)
     env["BNLAB_DATASETS_DIR"] = str(tmp / "api-datasets")

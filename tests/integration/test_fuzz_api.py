@@ -34,16 +34,15 @@ EXCLUDED_CHECKS = "positive_data_acceptance"
 
 @pytest.fixture(scope="module", params=["embedded", "postgres+redis"])
 def fuzz_stack(
-    request: pytest.FixtureRequest,
-    pg_databases: PostgresDatabases,
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The API alone (no worker), checking tokens, on SQLite and on PostgreSQL + Redis."""
     tmp = tmp_path_factory.mktemp("fuzz")
     if request.param == "embedded":
         env = embedded_env(tmp)
     else:
-        env = postgres_env(pg_databases.create(), tmp)
+        databases: PostgresDatabases = request.getfixturevalue("pg_databases")
+        env = postgres_env(databases.create(), request.getfixturevalue("redis_server"), tmp)
     env.update(
         {
             "BNLAB_AUTH": "on",

@@ -66,9 +66,11 @@ def test_logins_past_the_limit_are_429_even_with_a_good_token(
 
 
 def test_limits_are_shared_by_every_api_process_through_redis(
-    pg_databases: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory
+    pg_databases: PostgresDatabases,
+    redis_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    env = postgres_env(pg_databases.create(), tmp_path_factory.mktemp("limits"))
+    env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("limits"))
     env["BNLAB_RATE_SUBMISSIONS_PER_MINUTE"] = "4"
     first = Stack(env=env, log_dir=ARTIFACTS / "logs" / "limits-1")
     second = Stack(env=env, log_dir=ARTIFACTS / "logs" / "limits-2")

@@ -15,7 +15,7 @@ from shared.config import get_settings
 from shared.db import reset_engines, session_scope
 from shared.models import Experiment, ExperimentStatus, Run, utcnow
 from shared.schemas import ExperimentPublic
-from tests.integration.conftest import REDIS_SERVER, PostgresDatabases
+from tests.integration.conftest import PostgresDatabases
 from tests.migration_check import upgrade_and_diff
 
 pytestmark = pytest.mark.integration
@@ -28,6 +28,7 @@ AWKWARD = [0.1 + 0.2, 1e-05, -2.5e-300, 1.7976931348623157e308, 3.0, 1 / 3, -0.0
 def client(
     request: pytest.FixtureRequest,
     pg_databases: PostgresDatabases,
+    redis_server: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[TestClient]:
@@ -35,7 +36,7 @@ def client(
     monkeypatch.setenv("BNLAB_AUTH", "off")
     if request.param == "postgresql":
         monkeypatch.setenv("BNLAB_DATABASE_URL", pg_databases.create())
-        monkeypatch.setenv("BNLAB_BROKER_URL", f"{REDIS_SERVER}/15")
+        monkeypatch.setenv("BNLAB_BROKER_URL", f"{redis_server}/15")
     else:
         monkeypatch.delenv("BNLAB_DATABASE_URL", raising=False)
         monkeypatch.delenv("BNLAB_BROKER_URL", raising=False)

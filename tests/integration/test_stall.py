@@ -18,11 +18,11 @@ from tests.integration.conftest import PostgresDatabases
 from tests.integration.test_recovery import (
     FAST_RECOVERY,
     LONG,
-    PrivateRedis,
     assert_same_as_uninterrupted,
     submit,
     wait_attempt,
 )
+from tests.servers import ThrowawayRedis
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,8 +38,7 @@ STALL_FOR_S = 20
 def stall_stack(
     pg_databases: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    redis = PrivateRedis(tmp_path_factory.mktemp("stall-redis"))
-    redis.start()
+    redis = ThrowawayRedis().start()
     env = {
         "BNLAB_DATABASE_URL": pg_databases.create(),
         "BNLAB_BROKER_URL": f"redis://127.0.0.1:{redis.port}/0",

@@ -16,10 +16,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def two_workers(
-    pg_databases: PostgresDatabases, tmp_path_factory: pytest.TempPathFactory
+    pg_databases: PostgresDatabases,
+    redis_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """The API and two worker processes, on a database and a Redis index of their own."""
-    env = postgres_env(pg_databases.create(), tmp_path_factory.mktemp("two-workers"))
+    env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("two-workers"))
     with Stack(env=env, log_dir=ARTIFACTS / "logs" / "two-workers") as running:
         running.start_worker("worker2")
         yield running

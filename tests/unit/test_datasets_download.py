@@ -14,15 +14,12 @@ import pytest
 from shared.datasets import (
     CATALOG,
     DEBIAN_FASHION_MNIST,
+    DatasetInfo,
     DatasetUnavailable,
     DataSources,
     download,
     ensure_local,
     sha256_of,
-)
-
-pytestmark = pytest.mark.skipif(
-    not DEBIAN_FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist"
 )
 
 
@@ -39,10 +36,13 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.shutdown()
 
 
-def fashion_with_mirrors(*mirrors: str) -> object:
+def fashion_with_mirrors(*mirrors: str) -> DatasetInfo:
     return dataclasses.replace(CATALOG["fashion-mnist"], mirrors=mirrors, system_dirs=())
 
 
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist (apt)"
+)
 def test_download_fetches_every_file_and_checks_it(
     mirror: tuple[str, Path], tmp_path: Path
 ) -> None:

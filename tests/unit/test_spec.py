@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.presets import PRESETS
-from shared.spec import ExperimentSpec
+from shared.spec import ExperimentSpec, MLPModel
 
 
 def spec(**changes: object) -> dict[str, object]:
@@ -30,7 +30,8 @@ def test_study_one_is_the_article_setting() -> None:
     assert [v.name for v in parsed.variants] == ["plain", "bn"]
     assert parsed.training.batch_size == 512 and parsed.training.epochs == 2
     assert parsed.training.optimizer.name == "sgd" and parsed.training.optimizer.lr == 0.01
-    assert parsed.variants[1].model.batchnorm == "before_activation"
+    bn = parsed.variants[1].model
+    assert isinstance(bn, MLPModel) and bn.batchnorm == "before_activation"
 
 
 @pytest.mark.parametrize(

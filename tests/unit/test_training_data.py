@@ -34,7 +34,7 @@ def test_read_idx_round_trips_and_rejects_truncated_files(tmp_path: Path) -> Non
         read_idx(tmp_path / "bad.gz")
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="needs dataset-fashion-mnist (apt)")
 def test_fashion_mnist_first_n_scaled_to_unit_range() -> None:
     spec = DatasetSpec(name="fashion-mnist", train_size=1000, test_size=300)
     data = load_dataset(spec, DataSources())

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from shared.spec import MLPModel
+from tests.unit.layers import linear
 from worker.training.models import ACTIVATIONS, build_group, build_model
 
 PLAIN = MLPModel(hidden=[48, 24])
@@ -16,21 +17,24 @@ WIDE = MLPModel(hidden=[64, 24])
 
 def test_shared_init_gives_same_shaped_layers_identical_weights() -> None:
     plain, bn, wide = build_group([PLAIN, BN, WIDE], (1, 28, 28), 10, run_seed=7, init="shared")
-    assert torch.equal(plain.hidden1_linear.weight, bn.hidden1_linear.weight)
-    assert torch.equal(plain.hidden2_linear.bias, bn.hidden2_linear.bias)
-    assert torch.equal(plain.output_linear.weight, bn.output_linear.weight)
+    assert torch.equal(linear(plain, "hidden1_linear").weight, linear(bn, "hidden1_linear").weight)
+    assert torch.equal(linear(plain, "hidden2_linear").bias, linear(bn, "hidden2_linear").bias)
+    assert torch.equal(linear(plain, "output_linear").weight, linear(bn, "output_linear").weight)
     # 784x64 has no twin: it keeps its own draw; its 64x24 second layer differs from 48x24.
-    assert wide.hidden1_linear.weight.shape == (64, 784)
-    assert torch.equal(wide.output_linear.weight, plain.output_linear.weight)
+    assert linear(wide, "hidden1_linear").weight.shape == (64, 784)
+    assert torch.equal(linear(wide, "output_linear").weight, linear(plain, "output_linear").weight)
 
 
 def test_independent_init_differs_per_variant_and_repeats_per_seed() -> None:
+    def first_weight(net: nn.Module) -> torch.Tensor:
+        return linear(net, "hidden1_linear").weight
+
     first = build_group([PLAIN, PLAIN], (1, 28, 28), 10, run_seed=7)
-    assert not torch.equal(first[0].hidden1_linear.weight, first[1].hidden1_linear.weight)
+    assert not torch.equal(first_weight(first[0]), first_weight(first[1]))
     again = build_group([PLAIN, PLAIN], (1, 28, 28), 10, run_seed=7)
-    assert torch.equal(first[1].hidden1_linear.weight, again[1].hidden1_linear.weight)
+    assert torch.equal(first_weight(first[1]), first_weight(again[1]))
     other_seed = build_group([PLAIN, PLAIN], (1, 28, 28), 10, run_seed=8)
-    assert not torch.equal(first[0].hidden1_linear.weight, other_seed[0].hidden1_linear.weight)
+    assert not torch.equal(first_weight(first[0]), first_weight(other_seed[0]))
 
 
 def test_building_leaves_the_global_rng_alone() -> None:

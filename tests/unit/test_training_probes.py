@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.spec import CNNModel, MLPModel, ProbeSpec
+from tests.unit.layers import batchnorm, linear
 from worker.training.models import Net, build_model
 from worker.training.probes import FINE_BINS, Prober
 from worker.training.sink import QUANTILE_KEYS, HistogramCapture
@@ -22,7 +23,8 @@ def _net(**kwargs: object) -> Net:
 
 def _capture(
     prober: Prober, net: Net, x: torch.Tensor, step: int = 10
-) -> dict[str, HistogramCapture]:
+) -> dict[tuple[str, str], HistogramCapture]:
+    """The captures of one probe of `net`, by (layer, kind)."""
     rows, decode = prober.finish([prober.capture(0, step, [("v", net, x)])])
     return {(h.layer, h.kind): h for h in decode(rows.cpu().numpy())}
 
@@ -62,7 +64,7 @@ def test_histogram_counts_fall_between_their_edges() -> None:
     torch.manual_seed(1)
     net, x = _net(), torch.randn(500, 4)
     h = _capture(Prober(ProbeSpec(bins=8)), net, x)[("hidden1.linear", "activation")]
-    values = net.hidden1_linear(x).detach().reshape(-1)
+    values = linear(net, "hidden1_linear")(x).detach().reshape(-1)
     expected = torch.histc(values, bins=8, min=h.edges[0], max=h.edges[-1])
     assert sum(abs(a - b) for a, b in zip(h.counts, expected.tolist(), strict=True)) <= 2
 
@@ -75,7 +77,7 @@ def test_drift_is_none_first_then_measures_the_shift() -> None:
     unchanged = _capture(prober, net, x, 20)[("hidden1.linear", "activation")].stats["drift"]
     assert unchanged == pytest.approx(0.0, abs=1e-9)
     with torch.no_grad():
-        net.hidden1_linear.bias += 0.5  # every output moves by exactly 0.5
+        linear(net, "hidden1_linear").bias.add_(0.5)  # every output moves by exactly 0.5
     shifted = _capture(prober, net, x, 30)
     assert shifted[("hidden1.linear", "activation")].stats["drift"] == pytest.approx(0.5, rel=0.01)
     assert all(h.stats["drift"] >= 0 for h in shifted.values())
@@ -84,9 +86,9 @@ def test_drift_is_none_first_then_measures_the_shift() -> None:
 def test_constant_layer_and_non_finite_layers() -> None:
     net, x = _net(), torch.randn(64, 4)
     with torch.no_grad():
-        net.hidden1_linear.weight.zero_()
-        net.hidden1_linear.bias.fill_(-1.0)  # ReLU of -1: all exact zeros
-        net.output_linear.weight[0, 0] = math.nan
+        linear(net, "hidden1_linear").weight.zero_()
+        linear(net, "hidden1_linear").bias.fill_(-1.0)  # ReLU of -1: all exact zeros
+        linear(net, "output_linear").weight[0, 0] = math.nan
     captures = _capture(Prober(ProbeSpec(bins=10)), net, x)
     act = captures[("hidden1.act", "activation")]
     assert act.stats["zero_fraction"] == 1.0 and act.stats["std"] == 0.0
@@ -103,17 +105,26 @@ def test_weights_and_gradients_are_captured_by_canonical_name() -> None:
     captures = _capture(Prober(ProbeSpec(weights=True, gradients=True)), net, x)
     weight = captures[("hidden1.linear.weight", "weight")]
     assert weight.stats["count"] == 32 * 4
-    assert weight.stats["mean"] == pytest.approx(net.hidden1_linear.weight.mean().item(), abs=1e-6)
+    assert weight.stats["mean"] == pytest.approx(
+        linear(net, "hidden1_linear").weight.mean().item(), abs=1e-6
+    )
     grad = captures[("hidden1.bn.weight", "grad")]
-    assert grad.stats["max"] == net.hidden1_bn.weight.grad.max().item()
+    bn_grad = batchnorm(net, "hidden1_bn").weight.grad
+    assert bn_grad is not None and grad.stats["max"] == bn_grad.max().item()
 
 
 def test_train_mode_probe_leaves_running_stats_and_rng_untouched() -> None:
     net = _net(batchnorm="before_activation", dropout=0.5)
-    before, x = net.hidden1_bn.running_mean.clone(), torch.randn(64, 4) + 3
+
+    def running_mean() -> torch.Tensor:
+        mean = batchnorm(net, "hidden1_bn").running_mean
+        assert mean is not None
+        return mean
+
+    before, x = running_mean().clone(), torch.randn(64, 4) + 3
     torch.manual_seed(5)
     Prober(ProbeSpec(mode="train")).capture(0, 1, [("v", net, x)])
-    assert torch.equal(net.hidden1_bn.running_mean, before)
+    assert torch.equal(running_mean(), before)
     drawn = torch.rand(4)
     torch.manual_seed(5)
     assert torch.equal(torch.rand(4), drawn)
@@ -124,7 +135,7 @@ def test_captures_finished_together_or_apart_report_the_same() -> None:
     x = torch.randn(300, 4)
     before, after = _net(), _net()
     with torch.no_grad():
-        after.hidden1_linear.weight.mul_(1.5)
+        linear(after, "hidden1_linear").weight.mul_(1.5)
     states = [(1, before), (2, after)]
     together, apart = Prober(ProbeSpec()), Prober(ProbeSpec())
     rows, decode = together.finish([together.capture(0, s, [("v", n, x)]) for s, n in states])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ from shared.db import get_sessionmaker
 from shared.models import Experiment, Run
 from shared.presets import PRESETS
 from shared.spec import ExperimentSpec
-from tests.migration_check import upgrade_and_diff
 
 STEPS = 40
 
@@ -69,19 +66,6 @@ def store_experiment(url: str, status: str = "succeeded") -> str:
     session.commit()
     session.close()
     return str(experiment.id)
-
-
-@pytest.fixture
-def client(embedded_env: Path) -> Iterator[TestClient]:
-    from api.plots.cache import CACHE
-    from shared.config import get_settings
-
-    assert upgrade_and_diff(get_settings().resolved_database_url) == []
-    from api.main import create_app
-
-    CACHE.clear()
-    with TestClient(create_app()) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -179,7 +163,9 @@ def test_a_render_made_while_training_never_answers_once_finished(client: TestCl
     live = client.get(plot)
     assert live.headers["cache-control"] == "private, no-cache"
     session = get_sessionmaker(url)()
-    run_id = session.get(Experiment, uuid.UUID(experiment_id)).runs[0].id
+    stored = session.get(Experiment, uuid.UUID(experiment_id))
+    assert stored is not None
+    run_id = stored.runs[0].id
     results.write_metrics(
         session, [{"run_id": run_id, "key": "train_loss", "step": 99, "value": 0.1}]
     )

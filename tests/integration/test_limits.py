@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.migration_check import upgrade_and_diff
-
 MIB = 1024 * 1024
-DIGITS = {
+DIGITS: dict[str, Any] = {
     "name": "limits",
     "dataset": {"name": "digits"},
     "variants": [{"name": "plain", "model": {"kind": "mlp", "hidden": [16]}}],
     "training": {"epochs": 1, "batch_size": 64},
 }
-
-
-@pytest.fixture
-def client(embedded_env: Path) -> Iterator[TestClient]:
-    from shared.config import get_settings
-
-    upgrade_and_diff(get_settings().resolved_database_url)
-    from api.main import create_app
-
-    with TestClient(create_app()) as test_client:
-        yield test_client
 
 
 def spec(**parts: Any) -> dict[str, Any]:

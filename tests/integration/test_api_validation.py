@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
-from tests.migration_check import upgrade_and_diff
-
-
-@contextlib.contextmanager
-def app_client() -> Iterator[TestClient]:
-    """The app on the embedded default of the current environment, schema at head."""
-    from shared.config import get_settings
-
-    get_settings.cache_clear()
-    assert upgrade_and_diff(get_settings().resolved_database_url) == []
-    from api.main import create_app
-
-    with TestClient(create_app()) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def client(embedded_env: Path) -> Iterator[TestClient]:
-    with app_client() as test_client:
-        yield test_client
 
 
 def experiment_count(client: TestClient) -> int:
@@ -73,18 +49,18 @@ def test_kernel_larger_than_input_names_the_block(client: TestClient) -> None:
 
 
 def test_missing_offline_dataset_says_what_to_do(
-    embedded_env: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Embedded with downloads off, the API's disk is the worker's: cifar10 can surely not be had.
     monkeypatch.setenv("BNLAB_ALLOW_DOWNLOAD", "false")
+    client: TestClient = request.getfixturevalue("client")  # made with downloads off
     body = {"preset": "seed-bn-mlp", "overrides": {"dataset": {"name": "cifar10"}}}
-    with app_client() as client:
-        response = client.post("/api/v1/experiments", json=body)
-        assert response.status_code == 422
-        detail = response.json()["detail"][0]
-        assert "BNLAB_DATASETS_DIR" in detail["msg"] and "cifar10" in detail["msg"]
-        assert detail["loc"] == ["body", "spec", "dataset", "name"]
-        assert experiment_count(client) == 0
+    response = client.post("/api/v1/experiments", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert "BNLAB_DATASETS_DIR" in detail["msg"] and "cifar10" in detail["msg"]
+    assert detail["loc"] == ["body", "spec", "dataset", "name"]
+    assert experiment_count(client) == 0
 
 
 def test_too_many_steps_is_refused_with_the_limit(client: TestClient) -> None:

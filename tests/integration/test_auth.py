@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from fastapi.testclient import TestClient
 
 from shared import cli
 from shared.config import get_settings
-from shared.db import reset_engines
 from tests.auth_routes import PROTECTED
 from tests.migration_check import upgrade_and_diff
 
@@ -29,24 +27,18 @@ def make_token(owner: str, capsys: pytest.CaptureFixture[str]) -> str:
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """The app on SQLite with BNLAB_AUTH=on (as a server deployment would have it)."""
-    for name in ("BNLAB_DATABASE_URL", "BNLAB_BROKER_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("BNLAB_DATA_DIR", str(tmp_path))
+def auth_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BNLAB_AUTH", "on")
     # Every request asks the database (the cache's own delay is tested in test_token_scopes.py).
     monkeypatch.setenv("BNLAB_TOKEN_CACHE_S", "0")
     monkeypatch.setenv("BNLAB_RATE_LOGINS_PER_MINUTE", "0")  # tested in test_rate_limits.py
-    get_settings.cache_clear()
-    reset_engines()
-    assert upgrade_and_diff(get_settings().resolved_database_url) == []
-    from api.main import create_app
 
-    with TestClient(create_app()) as test_client:
-        yield test_client
-    get_settings.cache_clear()
-    reset_engines()
+
+@pytest.fixture
+def client(auth_on: None, client: TestClient) -> TestClient:
+    """The app on SQLite with BNLAB_AUTH=on (as a server deployment would have it)."""
+    assert get_settings().auth_enabled
+    return client
 
 
 def bearer(token: str) -> dict[str, str]:
