@@ -167,7 +167,8 @@ def wrk(url: str, token: str, duration_s: float, pid: int) -> Load:
 def big_read_ms(client: httpx.Client, path: str, repeats: int = 9) -> tuple[float, float]:
     """Median wall time of one 100,000-point metrics read: uncached (each `since_step` a new
     key: the first read of a finished run in this process) and then cached; sequential."""
-    first, again = [], []
+    first: list[float] = []
+    again: list[float] = []
     for since in range(repeats):
         for times in (first, again):
             start = time.perf_counter()

@@ -42,8 +42,8 @@ def experiments_table(experiments: list[dict[str, Any]]) -> Table:
 
 def runs_table(runs: list[dict[str, Any]]) -> Table:
     keys = sorted({k for run in runs for k, v in (run.get("summary") or {}).items() if _scalar(v)})
-    run = Column("run", no_wrap=True, min_width=36)
-    table = Table(run, "variant", "seed", "status", *keys, title="runs")
+    run_column = Column("run", no_wrap=True, min_width=36)
+    table = Table(run_column, "variant", "seed", "status", *keys, title="runs")
     for run in runs:
         summary = run.get("summary") or {}
         table.add_row(

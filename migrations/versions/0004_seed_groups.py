@@ -78,8 +78,8 @@ def upgrade() -> None:
 def move_claims_to_groups() -> None:
     """One group per existing experiment, with all its seeds and its claim bookkeeping."""
     connection = op.get_bind()
-    copied = ("status", "progress", "attempt", "error", "started_at", "finished_at")
-    copied += ("heartbeat_at", *MOVED)
+    copied: tuple[str, ...] = ("status", "progress", "attempt", "error", "started_at")
+    copied += ("finished_at", "heartbeat_at", *MOVED)
     experiments = sa.table(
         "experiments",
         sa.column("id", sa.Uuid()),

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Dialog
 
 from scripts.stack import Stack
 from tests.browser.conftest import shot
@@ -60,7 +61,12 @@ def test_log_in_see_only_mine_log_out(browser: Any, auth_stack: Stack) -> None:
         auth_stack.request("POST", f"/api/v1/experiments/{mine['id']}/cancel")
         page.wait_for_selector("#status:text('cancelled')")
         asked: list[str] = []
-        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+
+        def on_dialog(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", on_dialog)
         page.click("#delete")
         page.wait_for_url(f"{auth_stack.url}/")
         assert asked and "cannot be undone" in asked[0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.integration.conftest import PostgresDatabases, postgres_env
 
 pytestmark = pytest.mark.integration
 
-FOUR_SEEDS = {
+FOUR_SEEDS: dict[str, Any] = {
     "name": "four-seeds",
     "dataset": {"name": "digits"},
     "variants": [

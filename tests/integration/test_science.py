@@ -76,7 +76,7 @@ def test_smoothness_findings_say_which_variant_is_lower_in_how_many_seeds(
     stack: Stack, studies: dict[str, dict[str, Any]]
 ) -> None:
     findings = studies["bn-smoothness"]["findings"]
-    measures = ("landscape_loss_range", "landscape_grad_change", "landscape_beta")
+    measures: tuple[str, ...] = ("landscape_loss_range", "landscape_grad_change", "landscape_beta")
     measures += ("ics_l2", "ics_cosine", "grad_norm")
     for variant in SMOOTHNESS_VARIANTS:
         for measure in measures:

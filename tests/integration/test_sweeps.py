@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from scripts.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-TINY = {
+TINY: dict[str, Any] = {
     "name": "tiny",
     "dataset": {"name": "digits"},
     "variants": [

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from shared.spec import ExperimentSpec, MLPModel, ProbeSpec
+from tests.unit.layers import batchnorm, linear
 from tests.unit.test_training_loop import EVERY_STEP, StopAfter
 from worker.training import MemorySink, train
 from worker.training import landscape as measures
@@ -54,7 +56,7 @@ def test_landscape_agrees_with_moving_a_copy_of_the_net() -> None:
         moved = copy.deepcopy(net)
         with torch.no_grad():
             for p, grad in zip(moved.parameters(), g, strict=True):
-                p -= m * LR * grad
+                p.sub_(m * LR * grad)
         loss, g_moved = _direct_grads(moved, x, y)
         change = (_flat(g_moved) - _flat(g)).norm().item()
         losses.append(loss)
@@ -87,7 +89,7 @@ def test_ics_agrees_with_updating_the_layers_below_by_hand() -> None:
         with torch.no_grad():
             for name, p, grad in zip(names, below.parameters(), g, strict=True):
                 if order.index(name.split(".")[0]) < order.index(module_key):
-                    p -= LR * grad
+                    p.sub_(LR * grad)
         _, after = _direct_grads(below, x, y)
         index = names.index(f"{module_key}.weight")
         before_w, after_w = g[index].reshape(-1), after[index].reshape(-1)
@@ -103,31 +105,34 @@ def test_norms_and_unit_input_percentiles_agree_with_direct_ones() -> None:
     F.cross_entropy(net(x), y).backward()
     found = measures.norms(net)
     assert found["weight_norm:hidden1.linear.weight"].item() == pytest.approx(
-        net.hidden1_linear.weight.norm().item()
+        linear(net, "hidden1_linear").weight.norm().item()
     )
     assert found["grad_norm:hidden2.bn.weight"].item() == pytest.approx(
-        net.hidden2_bn.weight.grad.norm().item()  # type: ignore[union-attr]
+        batchnorm(net, "hidden2_bn").weight.grad.norm().item()  # type: ignore[union-attr]
     )
     assert "grad_norm:output.linear.bias" not in found
     percentiles = measures.unit_input(net, x, unit=2, mode="eval")
     net.eval()
     with torch.no_grad():
-        hidden1 = net.hidden1_act(net.hidden1_bn(net.hidden1_linear(x)))
-        pre = net.hidden2_bn(net.hidden2_linear(hidden1))
+        hidden1_act = cast(nn.Module, net.hidden1_act)
+        hidden1 = hidden1_act(batchnorm(net, "hidden1_bn")(linear(net, "hidden1_linear")(x)))
+        pre = batchnorm(net, "hidden2_bn")(linear(net, "hidden2_linear")(hidden1))
     # The input of the last sigmoid is hidden2's BatchNorm output (in eval mode).
     for p in (15, 50, 85):
         exact = torch.quantile(pre[:, 2].double(), p / 100).item()
         assert percentiles[f"unit_input_p{p}"].item() == pytest.approx(exact, rel=1e-6)
     # Train mode: BatchNorm on the examples' own statistics, running statistics left alone.
     net.train()
-    running = net.hidden2_bn.running_mean.clone()
+    running_mean = cast(torch.Tensor, batchnorm(net, "hidden2_bn").running_mean)
+    running = running_mean.clone()
     seen = measures.unit_input(net, x, unit=2)
-    assert torch.equal(net.hidden2_bn.running_mean, running)
+    assert torch.equal(cast(torch.Tensor, batchnorm(net, "hidden2_bn").running_mean), running)
     trained = copy.deepcopy(net)
     with torch.no_grad():
-        pre = trained.hidden2_bn(
-            trained.hidden2_linear(
-                trained.hidden1_act(trained.hidden1_bn(trained.hidden1_linear(x)))
+        act = cast(nn.Module, trained.hidden1_act)
+        pre = batchnorm(trained, "hidden2_bn")(
+            linear(trained, "hidden2_linear")(
+                act(batchnorm(trained, "hidden1_bn")(linear(trained, "hidden1_linear")(x)))
             )
         )
     exact = torch.quantile(pre[:, 2].double(), 0.5).item()
@@ -156,7 +161,10 @@ def test_probing_leaves_weights_buffers_gradients_and_rng_exactly_as_they_were()
     assert torch.equal(torch.get_rng_state(), rng)
     for m, state, grad in zip(members, before, grads, strict=True):
         assert all(torch.equal(state[k], v) for k, v in m.net.state_dict().items())
-        assert all(torch.equal(g, p.grad) for g, p in zip(grad, m.net.parameters(), strict=True))
+        assert all(
+            torch.equal(g, cast(torch.Tensor, p.grad))
+            for g, p in zip(grad, m.net.parameters(), strict=True)
+        )
     keys = {key for _, key, _, _, _ in recorder.evals}
     assert {"landscape_beta", "ics_l2:output.linear", "grad_norm:hidden1.linear.weight"} <= keys
     assert all(math.isfinite(v.item()) for *_, v, _ in recorder.evals)
@@ -227,7 +235,8 @@ def test_noisy_batchnorm_shifts_every_training_step_and_not_in_eval() -> None:
     net = _net(batchnorm="before_activation", bn_noise=1.0)
     x = torch.randn(64, 4)
     torch.manual_seed(0)
-    first, second = net.hidden1_bn(net.hidden1_linear(x)), net.hidden1_bn(net.hidden1_linear(x))
+    bn, lin = batchnorm(net, "hidden1_bn"), linear(net, "hidden1_linear")
+    first, second = bn(lin(x)), bn(lin(x))
     # A fresh shift and scale per unit every forward: the batch means move off BN's zero.
     assert not torch.allclose(first.mean(0), second.mean(0))
     assert first.mean(0).abs().max() > 0.05

@@ -8,7 +8,7 @@ from shared.sweep_findings import PointRecord, RunRecord, compute
 
 LR = "training.optimizer.lr"
 # Test accuracy per (lr, variant, seed); None: the run diverged.
-ACCURACY = {
+ACCURACY: dict[float, dict[str, list[float | None]]] = {
     0.01: {"plain": [0.80, 0.82, 0.81], "bn": [0.90, 0.91, 0.89]},
     0.1: {"plain": [0.92, 0.93, 0.91], "bn": [0.95, 0.96, 0.95]},
     1.0: {"plain": [0.70, 0.96, 0.80], "bn": [0.97, 0.95, 0.96]},
@@ -38,7 +38,8 @@ def test_findings_say_where_each_variant_trains_and_how_they_compare() -> None:
     assert found.metric == "test_accuracy" and found.higher_is_better
     assert found.variants == ["plain", "bn"]
     at_01 = found.points[1].variants["bn"]
-    assert at_01.final.n == 3 and abs(at_01.final.mean - 0.9533) < 1e-3
+    mean = at_01.final.mean
+    assert at_01.final.n == 3 and mean is not None and abs(mean - 0.9533) < 1e-3
     assert at_01.early_train_loss.mean == 1.0 and at_01.trains
     # Plain diverges at lr 3 in seeds 0 and 1 only; seed 2 stays finite but does not learn.
     assert [(d.variant, d.seed, d.step) for d in found.diverged] == [
