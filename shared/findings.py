@@ -215,8 +215,9 @@ def compare(
             "b_higher_in": higher,
             "seeds": len(diffs),
         }
-        value_a = _mean_sd([seeds_a[s][name] for s in common])
-        value_b = _mean_sd([seeds_b[s][name] for s in common])
+        # A run cut short (cancelled, diverged) may lack a measure the others have.
+        value_a = _mean_sd([seeds_a[s].get(name) for s in common])
+        value_b = _mean_sd([seeds_b[s].get(name) for s in common])
         statements.append(
             f"{name}: {b} {value_b} vs {a} {value_a} "
             f"({b} lower in {lower}, higher in {higher} of {len(diffs)} seeds)"

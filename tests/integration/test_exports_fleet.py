@@ -26,6 +26,11 @@ SMALL = {"training": {"epochs": 40, "seeds": [0, 1]}, "probes": {"every": 10}}
 
 @pytest.fixture(scope="module")
 def finished(stack: Stack) -> dict[str, Any]:
+    return train_small(stack)
+
+
+def train_small(stack: Stack) -> dict[str, Any]:
+    """A small seed-dropout study, trained to the end."""
     client = Client(stack.url, stack.token)
     experiment = client.submit(preset="seed-dropout", overrides=SMALL)
     experiment = client.wait(experiment["id"], timeout_s=300)
@@ -104,9 +109,10 @@ def test_metrics_endpoint_parses_and_shows_the_finished_experiment(
     assert "bnlab_http_request_duration_seconds" in families
 
 
-def test_exports_are_the_owners_only(stack: Stack, finished: dict[str, Any]) -> None:
-    if not stack.auth_enabled:
-        pytest.skip("the embedded default has one owner")
+def test_exports_are_the_owners_only(pg_stack: Stack) -> None:
+    # On PostgreSQL + Redis, where tokens are on: the embedded default has one owner.
+    stack = pg_stack
+    finished = train_small(stack)
     other = Client(stack.url, stack.create_token("someone-else"))
     for path in ("export.csv", "export/histograms.csv", "export/tensorboard.zip"):
         with pytest.raises(ApiError) as caught:

@@ -34,7 +34,8 @@ def wait_sweep(stack: Stack, sweep_id: str, timeout_s: float = 300) -> dict:
         if sweep["status"] not in ("queued", "running"):
             return dict(sweep)
         time.sleep(0.2)
-    raise TimeoutError(f"sweep {sweep_id} still running after {timeout_s} s")
+    points = [(p["status"], p["progress"]) for p in sweep["points"]]
+    raise TimeoutError(f"sweep {sweep_id} still running after {timeout_s} s: {points}")
 
 
 def listed(stack: Stack) -> tuple[list[str], list[str]]:
@@ -115,9 +116,9 @@ def test_cancel_stops_every_point(stack: Stack) -> None:
     assert [p["started_at"] is None for p in final["points"]][1:] == [True, True]
 
 
-def test_owners_are_isolated(stack: Stack) -> None:
-    if not stack.auth_enabled:
-        pytest.skip("the embedded default has one owner (authentication off)")
+def test_owners_are_isolated(pg_stack: Stack) -> None:
+    # On PostgreSQL + Redis, where tokens are on: the embedded default has one owner.
+    stack = pg_stack
     status, sweep = stack.request(
         "POST", "/api/v1/sweeps", {"base": {"spec": TINY}, "axes": {LR: [0.05]}}
     )

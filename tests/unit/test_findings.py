@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.findings import RunSeries, compute_findings, steps_to_reach
+from shared.findings import RunSeries, compare, compute_findings, steps_to_reach
 
 
 def run(variant: str, seed: int, losses: list[float], **extra: list[float]) -> RunSeries:
@@ -54,3 +54,12 @@ def test_a_run_without_numbers_yields_empty_spreads() -> None:
     findings = compute_findings([RunSeries("plain", 0, {})])
     assert findings["loss_threshold"] is None
     assert findings["pairs"] == []
+
+
+def test_a_measure_one_seed_lacks_is_compared_over_the_seeds_that_have_it() -> None:
+    # A run cut short by a cancel may never reach its first histogram capture.
+    full = {"final_train_loss": 0.5, "drift:hidden1.act": 0.1}
+    short = {"final_train_loss": 0.9}
+    pair = compare("plain", "bn", {0: full, 1: short}, {0: full, 1: full}, sorted(full))
+    assert pair["measures"]["drift:hidden1.act"]["seeds"] == 1
+    assert any(s.startswith("drift:hidden1.act") for s in pair["statements"])
