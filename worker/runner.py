@@ -89,7 +89,12 @@ def run_group(settings: Settings, group_id: uuid.UUID) -> Ending:
         return Ending.lost
     if sink.interrupted:
         return hand_back(settings, group_id)
-    return finish(settings, group_id, runs, result, sink.cancelled)
+    try:
+        return finish(settings, group_id, runs, result, sink.cancelled)
+    except Exception as exc:
+        # A bug in storing the outcome must not leave the group running until it goes stale.
+        log.exception("experiment %s: its outcome could not be stored", experiment_id)
+        return fail(settings, group_id, exc)
 
 
 def finish(
