@@ -130,7 +130,6 @@ def add_experiment(settings: Settings, status: ExperimentStatus, age_days: float
                 created_at=when,
                 finished_at=when if status.finished else None,
                 heartbeat_at=utcnow(),
-                enqueued_at=utcnow(),
             )
         )
         session.flush()

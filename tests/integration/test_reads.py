@@ -14,7 +14,9 @@ from shared import results
 from shared.config import get_settings
 from shared.db import reset_engines, session_scope
 from shared.models import Experiment, ExperimentStatus, Run, utcnow
+from shared.presets import PRESETS
 from shared.schemas import ExperimentPublic
+from shared.spec import ExperimentSpec
 from tests.integration.conftest import PostgresDatabases
 from tests.migration_check import upgrade_and_diff
 
@@ -62,10 +64,18 @@ def add_study(status: ExperimentStatus, points: int) -> tuple[uuid.UUID, uuid.UU
                 name="reads",
                 status=status,
                 queue="cpu",
-                spec={"name": "reads"},
+                spec=ExperimentSpec.model_validate(PRESETS["seed-dropout"].spec_copy()).model_dump(
+                    mode="json"
+                ),
                 created_at=utcnow(),
                 finished_at=utcnow() if status.finished else None,
-                findings={"variants": {}},
+                findings={
+                    "loss_threshold": None,
+                    "early_window": [40, 50],
+                    "final_steps": 10,
+                    "variants": {},
+                    "pairs": [],
+                },
             )
         )
         session.flush()
