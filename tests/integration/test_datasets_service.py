@@ -52,6 +52,9 @@ def split_stack(
     else:
         env = embedded_env(tmp)
     env["BNLAB_DATASETS_DIR"] = str(tmp / "api-datasets")
+    # The API never downloads; "true" only keeps the embedded default's early 422 (for data
+    # surely missing on a shared disk) out of the way, so the worker's own decision is tested.
+    env["BNLAB_ALLOW_DOWNLOAD"] = "true"
     worker_env = {"BNLAB_DATASETS_DIR": str(worker_data), "BNLAB_ALLOW_DOWNLOAD": "false"}
     log_dir = ARTIFACTS / "logs" / f"datasets-{request.param}"
     with Stack(env=env, worker_env=worker_env, log_dir=log_dir) as running:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,11 @@ def test_submissions_past_the_limit_are_429_and_store_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with auth_app(tmp_path, monkeypatch, rate_submissions_per_minute="3") as client:
-        alice = bearer(make_token(capsys, "alice"))
-        bob = bearer(make_token(capsys, "bob"))
+        # Owners of their own: on the filesystem broker the counts are per process, and other
+        # tests in this process may have submitted as "alice" within the minute.
+        tag = uuid.uuid4().hex[:6]
+        alice = bearer(make_token(capsys, f"alice-{tag}"))
+        bob = bearer(make_token(capsys, f"bob-{tag}"))
         fresh_window()
         codes = [client.post("/api/v1/experiments", json=SMALL, headers=alice).status_code]
         codes += [client.post("/api/v1/experiments", json=SMALL, headers=alice).status_code]
