@@ -89,7 +89,8 @@ def experiment_view(experiment: dict[str, Any]) -> Group:
 
 
 def workers_view(fleet: dict[str, Any]) -> Group:
-    table = Table("worker", "host", "queues", "device", "training", "steps/s", "last seen", "alive")
+    worker = Column("worker", no_wrap=True, min_width=24)  # an id is host:pid:suffix, never cut
+    table = Table(worker, "host", "queues", "device", "training", "steps/s", "last seen", "alive")
     for w in fleet["workers"]:
         table.add_row(
             w["id"], w["host"], ",".join(w["queues"]), w["device"] or "-",

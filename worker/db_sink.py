@@ -17,6 +17,7 @@ from shared import lifecycle, results
 from shared.config import Settings
 from shared.db import session_scope
 from shared.models import Curve, Histogram, Metric
+from worker import fleet
 from worker.heartbeat import report_step, shutdown_requested
 from worker.training.resolve import DatasetChoice
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
@@ -113,6 +114,8 @@ class DatabaseSink:
                     results.upsert(session, model, rows)
             else:
                 self.lost = True
+        if not self.lost:
+            fleet.count_stored(sum(row["key"] == "train_loss" for row in self._pending[Metric]))
         self._pending = {Metric: [], Histogram: [], Curve: []}
 
     def wants_checkpoint(self) -> bool:

@@ -1,19 +1,20 @@
 """What each beat adds to the worker's row for the fleet view: host, device, what it trains and
-how fast (optimizer steps, one per variant per batch, from the stored train_loss steps)."""
+how fast (optimizer steps, one per variant per batch: the train_loss points it stored)."""
 
 from __future__ import annotations
 
 import functools
 import socket
+import threading
 import time
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from shared.fleet import PRUNE_AFTER
-from shared.models import Metric, Run, SeedGroup, WorkerBeat
+from shared.models import SeedGroup, WorkerBeat
 
 
 @functools.cache
@@ -29,30 +30,23 @@ def device_name(queues: tuple[str, ...]) -> str:
         return "unknown"
 
 
-class _Speed:
-    """Steps counted at the previous beat, per run of the group trained then, and when."""
+class _Steps:
+    """Optimizer steps this process has stored (train_loss points), and what the last beat saw.
 
-    group: uuid.UUID | None = None
-    steps: dict[uuid.UUID, int] = {}
-    at = 0.0
+    Fed by the database sink as it writes, so a group that starts and ends between two beats
+    still counts.
+    """
+
     total = 0
+    seen = 0
+    at = 0.0
+    lock = threading.Lock()
 
 
-def steps_done(session: Session, group_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    """Each run's last stored training step (the primary key's last entry: no scan)."""
-    run_ids = session.scalars(select(Run.id).where(Run.group_id == group_id)).all()
-    done = {}
-    for run_id in run_ids:
-        last = session.scalar(
-            select(func.max(Metric.step)).where(Metric.run_id == run_id, Metric.key == "train_loss")
-        )
-        done[run_id] = int(last or 0)
-    return done
-
-
-def _new_steps(done: dict[uuid.UUID, int]) -> int:
-    # A resumed run steps back to its checkpoint: that is no negative speed.
-    return sum(max(0, n - _Speed.steps.get(run, 0)) for run, n in done.items())
+def count_stored(steps: int) -> None:
+    """Add the training steps the sink just stored."""
+    with _Steps.lock:
+        _Steps.total += steps
 
 
 def record(session: Session, row: WorkerBeat, current: uuid.UUID | None, now: datetime) -> None:
@@ -65,18 +59,9 @@ def record(session: Session, row: WorkerBeat, current: uuid.UUID | None, now: da
     group = session.get(SeedGroup, current) if current is not None else None
     row.experiment_id = group.experiment_id if group is not None else None
     clock = time.monotonic()
-    if _Speed.group is not None and _Speed.group != current:
-        # The last stretch of the group that just ended still counts.
-        _Speed.total += _new_steps(steps_done(session, _Speed.group))
-        _Speed.group, _Speed.steps = None, {}
-    row.steps_per_s = None
-    if current is not None:
-        done = steps_done(session, current)
-        if _Speed.group == current and clock > _Speed.at:
-            new = _new_steps(done)
-            _Speed.total += new
-            row.steps_per_s = new / (clock - _Speed.at)
-        _Speed.group, _Speed.steps = current, done
-    _Speed.at = clock
-    row.steps_total = _Speed.total
+    total = _Steps.total
+    busy = current is not None and _Steps.at and clock > _Steps.at
+    row.steps_per_s = (total - _Steps.seen) / (clock - _Steps.at) if busy else None
+    _Steps.seen, _Steps.at = total, clock
+    row.steps_total = total
     session.execute(delete(WorkerBeat).where(WorkerBeat.last_seen < now - PRUNE_AFTER))

@@ -4,6 +4,7 @@ parser, owners kept apart: on both stacks."""
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,15 @@ def test_histograms_csv_has_every_bin(
 def test_metrics_endpoint_parses_and_shows_the_finished_experiment(
     stack: Stack, finished: dict[str, Any]
 ) -> None:
-    text = Client(stack.url, stack.token).request("GET", "/metrics").text
-    families = {f.name: f for f in text_string_to_metric_families(text)}
+    # Each worker reports its steps at its heartbeat: the beat after the finish counts them.
+    deadline = time.monotonic() + 30
+    while True:
+        text = Client(stack.url, stack.token).request("GET", "/metrics").text
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        steps = sum(s.value for s in families["bnlab_training_steps"].samples)
+        if steps > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     by_status = {s.labels["status"]: s.value for s in families["bnlab_experiments"].samples}
     assert by_status["succeeded"] >= 1
     assert families["bnlab_workers_alive"].samples[0].value >= 1
@@ -97,7 +105,7 @@ def test_metrics_endpoint_parses_and_shows_the_finished_experiment(
         "cpu",
         "any",
     }
-    assert sum(s.value for s in families["bnlab_training_steps"].samples) > 0
+    assert steps > 0
     answered = [
         s
         for s in families["bnlab_http_requests"].samples
