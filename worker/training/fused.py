@@ -245,7 +245,9 @@ class FusedGroup:
             self.pending[key] = []
             for index, member, k, slot_index, _ in self.where:
                 if k == key and self._is_active(index, member):
-                    self.runs[index].recorder.losses[member.name].extend(columns[slot_index].unbind())
+                    self.runs[index].recorder.losses[member.name].extend(
+                        columns[slot_index].unbind()
+                    )
 
     def _check_divergence(self) -> None:
         for run in self.runs:

@@ -144,7 +144,11 @@ class Family:
                 packed = False
             elif kind == "linear":
                 weight = params[0].transpose(1, 2)
-                h = torch.baddbmm(params[1].unsqueeze(1), h, weight) if len(params) > 1 else h @ weight
+                h = (
+                    torch.baddbmm(params[1].unsqueeze(1), h, weight)
+                    if len(params) > 1
+                    else h @ weight
+                )
             elif kind == "conv":
                 if not packed:
                     h, packed = h.transpose(0, 1).reshape(b, -1, *h.shape[3:]), True
