@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    for _, preset, _, epochs, _, _ in CASES:  # warm-up: imports, data sets, allocator
+    for _, preset, *_ in CASES:  # warm-up: imports, data sets, allocator
         timed(spec_of(preset, 1, 1, True))
     times: dict[tuple[str, bool], list[float]] = {}
     for _ in range(args.repeats):
