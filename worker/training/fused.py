@@ -84,6 +84,8 @@ class FusedGroup:
             k: torch.tensor([i for i, m, key, _, _ in self.where if key == k], device=device)
             for k in self.keys
         }
+        order = list(range(len(self.runs)))
+        self.seed_order = {k: rows.tolist() == order for k, rows in self.seed_rows.items()}
         self.pending: dict[Any, list[torch.Tensor]] = {k: [] for k in self.keys}
         self.epoch, self.step_in_epoch = 0, 0
         self.orders: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(self.runs)
@@ -143,17 +145,18 @@ class FusedGroup:
         t = self.t
         batch = None if t.spe == 1 else [o[k * t.batch : (k + 1) * t.batch] for o in self.orders]
         masks = self._masks(t.batch if batch is None else len(batch[0]))
+        gathered: dict[Any, torch.Tensor] = {}  # each seed's batch, gathered once per source
         for key, family in self.families.items():
             normalize = key[0]
             data = t.normalized if normalize else t.data
-            rows = self.seed_rows[key]
+            rows = None if self.seed_order[key] else self.seed_rows[key]
             if batch is None:
                 size = (family.size, *data.x_train.shape)
                 x = data.x_train.unsqueeze(0).expand(size)
                 y = t.data.y_train.unsqueeze(0).expand(family.size, *t.data.y_train.shape)
             else:
-                index = torch.stack(batch).index_select(0, rows)
-                x, y = data.x_train[index], t.data.y_train[index]
+                x = self._gather(gathered, normalize, data.x_train, batch, rows)
+                y = self._gather(gathered, None, t.data.y_train, batch, rows)
             family.optimizer.zero_grad(set_to_none=True)
             out = family.forward(x, masks.get(key, {}), train=True)
             losses = self._losses(out, y)
@@ -166,6 +169,23 @@ class FusedGroup:
         if step % _check_every() == 0:
             self._drain()
             self._check_divergence()
+
+    def _gather(
+        self,
+        gathered: dict[Any, torch.Tensor],
+        source: Any,
+        values: torch.Tensor,
+        batch: list[torch.Tensor],
+        rows: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(members, batch, ...) of values: each member's seed's batch."""
+        if source not in gathered:
+            seeds = values.index_select(0, torch.cat(batch))  # faster than values[2-d index]
+            gathered[source] = seeds.view(len(batch), -1, *values.shape[1:])
+        every = gathered[source]
+        if rows is None:  # the family holds one member of each seed, in seed order
+            return every
+        return every.index_select(0, rows)
 
     def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         m, b = out.shape[0], out.shape[1]

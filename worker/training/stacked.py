@@ -130,6 +130,8 @@ class Family:
         self.out_shapes = _out_shapes(self.template, input_shape, device)
         flat = [p for layer in self.params for p in layer]
         self.optimizer = make_optimizer(flat, spec.optimizer)
+        for group in self.optimizer.param_groups:
+            group["foreach"] = True  # a few stacked tensors: one dispatch per op, not per tensor
         self.scheduler = make_scheduler(self.optimizer, spec.schedule, epochs)
 
     def forward(self, x: torch.Tensor, masks: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
