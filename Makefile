@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_service
 	$(BIN)/python -m bench.bench_load
 	$(BIN)/python -m bench.bench_training
+	$(BIN)/python -m bench.bench_fused
 	$(BIN)/python -m bench.bench_plots
 
 clean:
