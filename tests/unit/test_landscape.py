@@ -245,12 +245,12 @@ def test_a_resumed_run_gives_the_same_probe_numbers() -> None:
         {"every": 4, "landscape": every, "ics": every, "norms": every, "unit_input": every}
     )
     whole = MemorySink()
-    train(spec, whole, device="cpu", settings=EVERY_STEP)
+    train(spec, whole, device="cpu", config=EVERY_STEP)
     first = StopAfter(7)
-    train(spec, first, device="cpu", settings=EVERY_STEP)
+    train(spec, first, device="cpu", config=EVERY_STEP)
     assert first.checkpoint is not None
     second = MemorySink()
-    train(spec, second, device="cpu", resume=first.checkpoint, settings=EVERY_STEP)
+    train(spec, second, device="cpu", resume=first.checkpoint, config=EVERY_STEP)
     table = {(p.variant, p.key, p.step): p.value for p in [*first.metrics, *second.metrics]}
     assert table == {(p.variant, p.key, p.step): p.value for p in whole.metrics}
     assert any(key == "landscape_beta" and step > 7 for _, key, step in table)
