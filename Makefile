@@ -76,6 +76,7 @@ bench: setup
 	$(BIN)/python -m bench.bench_service
 	$(BIN)/python -m bench.bench_load
 	$(BIN)/python -m bench.bench_training
+	$(BIN)/python -m bench.bench_fused
 	$(BIN)/python -m bench.bench_plots
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python -m bench.bench_reads

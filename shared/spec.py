@@ -175,6 +175,9 @@ class TrainingSpec(Frozen):
     # "shared": the i-th Linear/Conv of each variant starts from the weights of the first
     # variant whose i-th Linear/Conv has the same shape.
     init: Literal["independent", "shared"] = "independent"
+    # Train the members that share a shape (seeds, variants) as one batched model where the core
+    # can (worker/training/fused.py); each member's numbers match training it alone.
+    fuse: bool = True
 
     def steps_per_epoch(self, train_examples: int) -> int:
         """Optimizer updates per epoch over that many examples; the last partial batch counts."""

@@ -58,8 +58,8 @@ def test_a_run_without_numbers_yields_empty_spreads() -> None:
 
 def test_a_measure_one_seed_lacks_is_compared_over_the_seeds_that_have_it() -> None:
     # A run cut short by a cancel may never reach its first histogram capture.
-    full = {"final_train_loss": 0.5, "drift:hidden1.act": 0.1}
-    short = {"final_train_loss": 0.9}
+    full: dict[str, float | None] = {"final_train_loss": 0.5, "drift:hidden1.act": 0.1}
+    short: dict[str, float | None] = {"final_train_loss": 0.9}
     pair = compare("plain", "bn", {0: full, 1: short}, {0: full, 1: full}, sorted(full))
     assert pair["measures"]["drift:hidden1.act"]["seeds"] == 1
     assert any(s.startswith("drift:hidden1.act") for s in pair["statements"])

@@ -138,6 +138,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(stop_after: int) -> None
         variants=variants,
         training={
             "seeds": [3, 4],
+            "fuse": False,  # seed after seed (test_training_fused.py resumes a fused group)
             "optimizer": {"name": "adam", "lr": 0.01},
             "schedule": {"name": "step", "step_size": 1, "gamma": 0.5},
         },

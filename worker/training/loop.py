@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from shared.spec import ExperimentSpec
+from worker.training import fused
 from worker.training.config import TrainingConfig
 from worker.training.data import load_dataset
 from worker.training.lockstep import (
@@ -308,6 +309,11 @@ def train(
             trainer.books[(book.variant, book.seed)] = book
         start, position = resume["seed_index"], resume["position"]
         log.info("resuming %s at seed %d", spec.name, start)
+    if fused.applies(spec):
+        if position is not None or start == 0:
+            group = fused.FusedGroup(trainer)
+            group.run(None if position is None else position["fused"])
+        return trainer.result()
     for index in range(start, len(spec.training.seeds)):
         trainer.run_seed(index, position if index == start else None)
         if trainer.cancelled:

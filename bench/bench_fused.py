@@ -1,0 +1,87 @@
+"""Fused members against member-by-member training, side by side, through the training core.
+
+Each case trains a preset with `training.fuse` on and off, interleaved, and prints the median
+and minimum of each and their ratio against the target (issue 12 item 3):
+
+- seed-dropout, 8 seeds as one group (3 variants x 8 seeds = 24 members): at least 3x (goal 5x)
+- seed-dropout, 1 seed (its 3 variants): faster
+- seed-bn-mlp, 4 seeds as one group: no slower (ratio >= 1.0)
+
+    python -m bench.bench_fused [--repeats 3] [--epochs 200] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.config import get_settings  # noqa: E402
+from shared.presets import PRESETS  # noqa: E402
+from shared.spec import ExperimentSpec  # noqa: E402
+from worker.config import training_config  # noqa: E402
+from worker.training import MemorySink, train  # noqa: E402
+
+CASES = [
+    # name, preset, seeds, epochs override (None: --epochs for seed-dropout), target, goal
+    ("seed-dropout x 8 seeds", "seed-dropout", 8, None, 3.0, 5.0),
+    ("seed-dropout x 1 seed", "seed-dropout", 1, None, 1.0, None),
+    ("seed-bn-mlp x 4 seeds", "seed-bn-mlp", 4, 1, 1.0, None),
+]
+
+
+def spec_of(preset: str, seeds: int, epochs: int, fuse: bool) -> ExperimentSpec:
+    """The preset with `seeds` seeds as one group, `epochs` epochs, fused or not."""
+    spec: dict[str, Any] = PRESETS[preset].spec_copy()
+    spec["training"].update(seeds=list(range(seeds)), epochs=epochs, fuse=fuse)
+    return ExperimentSpec.model_validate(spec)
+
+
+def timed(spec: ExperimentSpec) -> float:
+    """Seconds to train the spec on the CPU (data set already cached by the first run)."""
+    config = training_config(get_settings())
+    start = time.perf_counter()
+    train(spec, MemorySink(), device="cpu", config=config)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Interleaved repeats of every case, fused and not; a table of ratios against targets."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=200, help="seed-dropout epochs")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    for _, preset, *_ in CASES:  # warm-up: imports, data sets, allocator
+        timed(spec_of(preset, 1, 1, True))
+    times: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(args.repeats):
+        for name, preset, seeds, epochs, _, _ in CASES:
+            for fuse in (False, True):
+                spec = spec_of(preset, seeds, epochs or args.epochs, fuse)
+                times.setdefault((name, fuse), []).append(timed(spec))
+    print(f"fused members (CPU, {args.threads} thread(s), {args.repeats} interleaved repeats)")
+    print(f"{'case':<24} {'alone med/min s':>16} {'fused med/min s':>16} {'speed-up':>9} target")
+    for name, _, _, _, target, goal in CASES:
+        alone, fused = times[(name, False)], times[(name, True)]
+        ratio = statistics.median(alone) / statistics.median(fused)
+        want = f">= {target:g}x" + (f" (goal {goal:g}x)" if goal else "")
+        verdict = "ok" if ratio >= target else "MISSED"
+        print(
+            f"{name:<24} {statistics.median(alone):7.2f}/{min(alone):<7.2f}  "
+            f"{statistics.median(fused):7.2f}/{min(fused):<7.2f} {ratio:8.2f}x {want} {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""Every seed of a group and every variant at once: members of one shape trained as one model.
+
+Member by member, the loop trains seed after seed, each variant on its own; most of a small
+net's step is Python and dispatch. Here the members of one shape (stacked.Family) take one
+batched step together, and each member sees exactly what it would alone: its seed's data order,
+and dropout masks drawn from its seed's generator in the order the member-by-member loop draws
+them (variant after variant, layer after layer), so on the CPU each member's losses, metrics and
+histograms equal member-by-member training's to float tolerance. Probes, evaluations and curves
+run on each member's own net, refreshed from the stacked tensors when they are due.
+
+Specs it cannot hold (noisy BatchNorm, the optimisation probes, `training.fuse: false`, or no
+two members of one shape) take the member-by-member loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from shared.spec import ExperimentSpec
+from worker.training.lockstep import Member, build_members
+from worker.training.models import build_group, derive_seed
+from worker.training.probes import Prober
+from worker.training.recorder import Recorder
+from worker.training.stacked import Drop, Family, member_drops, net_signature
+
+if TYPE_CHECKING:
+    from worker.training.loop import _Seed, _Trainer
+
+log = logging.getLogger(__name__)
+
+
+def applies(spec: ExperimentSpec) -> bool:
+    """Whether the spec trains fused: asked for, supported, and some family has two members."""
+    p = spec.probes
+    if not spec.training.fuse or any((p.landscape, p.ics, p.norms, p.unit_input)):
+        return False
+    from shared.datasets import CATALOG
+
+    info = CATALOG[spec.dataset.name]
+    nets = build_group([v.model for v in spec.variants], info.input_shape, info.num_outputs, 0)
+    keys = []
+    for variant, net in zip(spec.variants, nets, strict=True):
+        signature = net_signature(net)
+        if signature is None:
+            return False
+        keys.append((variant.normalize_inputs, signature))
+    return len(set(keys)) < len(keys) * len(spec.training.seeds)
+
+
+class FusedGroup:
+    """All seeds of one train() call, as families of stacked members."""
+
+    def __init__(self, trainer: _Trainer):
+        from worker.training.loop import _Seed
+
+        self.t = trainer
+        spec, device = trainer.spec, trainer.device
+        self.runs: list[_Seed] = []
+        self.drop_gens: list[torch.Generator] = []
+        grouped: dict[Any, list[Member]] = {}
+        # member name -> (seed position, family key, index in family, dropouts)
+        self.where: list[tuple[int, Member, Any, int, list[Drop]]] = []
+        for index, seed in enumerate(spec.training.seeds):
+            members = build_members(spec, seed, device)
+            books = {m.name: trainer.books[(m.name, seed)] for m in members}
+            prober = Prober(spec.probes)
+            run = _Seed(index, members, prober, Recorder(books, prober), torch.Generator())
+            run.generator.manual_seed(derive_seed(seed, 1))
+            self.runs.append(run)
+            self.drop_gens.append(torch.Generator(device).manual_seed(derive_seed(seed, 2)))
+            for m in members:
+                key = (m.normalize, net_signature(m.net))
+                grouped.setdefault(key, []).append(m)
+                self.where.append((index, m, key, len(grouped[key]) - 1, member_drops(m.net)))
+        self.keys = list(grouped)
+        t = spec.training
+        shape = trainer.data.x_train.shape[1:]
+        self.families = {k: Family(grouped[k], t, t.epochs, tuple(shape)) for k in self.keys}
+        self.seed_rows = {
+            k: torch.tensor([i for i, m, key, _, _ in self.where if key == k], device=device)
+            for k in self.keys
+        }
+        order = list(range(len(self.runs)))
+        self.seed_order = {k: rows.tolist() == order for k, rows in self.seed_rows.items()}
+        self.pending: dict[Any, list[torch.Tensor]] = {k: [] for k in self.keys}
+        self.epoch, self.step_in_epoch = 0, 0
+        self.orders: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(self.runs)
+        self._ones: dict[tuple[int, ...], torch.Tensor] = {}
+        self.active: set[tuple[int, str]] = set()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, position: dict[str, Any] | None) -> None:
+        """Train every seed from the start, or from a fused checkpoint's position."""
+        t = self.t
+        resumed_epoch = None
+        if position is None:
+            for run in self.runs:
+                for book in run.recorder.books.values():
+                    book.status = "running"
+                t._points_curves(run)
+        else:
+            self._load(position)
+            resumed_epoch = self.epoch
+        self.active = {
+            (i, m.name) for i, m, *_ in self.where if self._book(i, m).status == "running"
+        }
+        spec, spe = t.spec.training, t.spe
+        for epoch in range(self.epoch, spec.epochs):
+            if not self.active:
+                break
+            if epoch != resumed_epoch:
+                self.epoch, self.step_in_epoch = epoch, 0
+                self.orders = [t._order(run.generator) for run in self.runs]
+            for k in range(self.step_in_epoch, spe):
+                if not self.active:
+                    break
+                if t.sink.should_stop():
+                    t.cancelled = True
+                    self._flush()
+                    for run in self.runs:
+                        t._settle(run.recorder.books, epoch * spe + k)
+                    return
+                self._step(k, epoch * spe + k + 1)
+                self.step_in_epoch = k + 1
+                if self._due_flush():
+                    self._flush()
+            self._end_epoch(epoch)
+            for family in self.families.values():
+                if family.scheduler is not None:
+                    family.scheduler.step()
+        self._finish()
+
+    def _book(self, index: int, member: Member) -> Any:
+        return self.runs[index].recorder.books[member.name]
+
+    def _is_active(self, index: int, member: Member) -> bool:
+        return (index, member.name) in self.active
+
+    def _step(self, k: int, step: int) -> None:
+        t = self.t
+        batch = None if t.spe == 1 else [o[k * t.batch : (k + 1) * t.batch] for o in self.orders]
+        masks = self._masks(t.batch if batch is None else len(batch[0]))
+        gathered: dict[Any, torch.Tensor] = {}  # each seed's batch, gathered once per source
+        for key, family in self.families.items():
+            normalize = key[0]
+            data = t.normalized if normalize else t.data
+            rows = None if self.seed_order[key] else self.seed_rows[key]
+            if batch is None:
+                size = (family.size, *data.x_train.shape)
+                x = data.x_train.unsqueeze(0).expand(size)
+                y = t.data.y_train.unsqueeze(0).expand(family.size, *t.data.y_train.shape)
+            else:
+                x = self._gather(gathered, normalize, data.x_train, batch, rows)
+                y = self._gather(gathered, None, t.data.y_train, batch, rows)
+            family.optimizer.zero_grad(set_to_none=True)
+            out = family.forward(x, masks.get(key, {}), train=True)
+            losses = self._losses(out, y)
+            losses.sum().backward()
+            family.optimizer.step()
+            self.pending[key].append(losses.detach())
+        due = [run for run in self.runs if run.prober.due(step)]
+        if due:
+            self._capture(due, batch, step)
+        if step % _check_every() == 0:
+            self._drain()
+            self._check_divergence()
+
+    def _gather(
+        self,
+        gathered: dict[Any, torch.Tensor],
+        source: Any,
+        values: torch.Tensor,
+        batch: list[torch.Tensor],
+        rows: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(members, batch, ...) of values: each member's seed's batch."""
+        if source not in gathered:
+            seeds = values.index_select(0, torch.cat(batch))  # faster than values[2-d index]
+            gathered[source] = seeds.view(len(batch), -1, *values.shape[1:])
+        every = gathered[source]
+        if rows is None:  # the family holds one member of each seed, in seed order
+            return every
+        return every.index_select(0, rows)
+
+    def _losses(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        m, b = out.shape[0], out.shape[1]
+        if self.t.task == "classification":
+            flat = torch.nn.functional.cross_entropy(
+                out.reshape(m * b, -1), y.reshape(-1), reduction="none"
+            )
+            return flat.view(m, b).mean(dim=1)
+        return torch.nn.functional.mse_loss(out, y, reduction="none").reshape(m, -1).mean(dim=1)
+
+    def _masks(self, batch: int) -> dict[Any, dict[int, torch.Tensor]]:
+        """This step's dropout masks, drawn seed by seed in the member-by-member loop's order."""
+        drawn: dict[Any, dict[int, list[torch.Tensor | None]]] = {}
+        shapes: dict[tuple[Any, int], tuple[int, ...]] = {}
+        device = self.t.device
+        for index, member, key, slot_index, drops in self.where:
+            if not drops:
+                continue
+            family = self.families[key]
+            if not self._is_active(index, member):
+                continue
+            for drop in drops:
+                shape = self._mask_shape(family, drop, batch)
+                shapes[(key, drop.slot)] = shape
+                noise = torch.empty(shape, device=device).bernoulli_(
+                    1 - drop.p, generator=self.drop_gens[index]
+                )
+                noise.div_(1 - drop.p)
+                parts = drawn.setdefault(key, {}).setdefault(drop.slot, [None] * family.size)
+                parts[slot_index] = noise
+        masks: dict[Any, dict[int, torch.Tensor]] = {}
+        for key, by_slot in drawn.items():
+            for slot, drawn_parts in by_slot.items():
+                shape = shapes[(key, slot)]
+                if shape not in self._ones:
+                    self._ones[shape] = torch.ones(shape, device=device)
+                filled = [self._ones[shape] if p is None else p for p in drawn_parts]
+                if len(shape) == 4:  # dropout2d on packed (batch, members x channels, 1, 1)
+                    masks.setdefault(key, {})[slot] = torch.cat(filled, dim=1)
+                else:
+                    masks.setdefault(key, {})[slot] = torch.stack(filled)
+        return masks
+
+    @staticmethod
+    def _mask_shape(family: Family, drop: Drop, batch: int) -> tuple[int, ...]:
+        """The noise shape torch's dropout draws for one member's layer output."""
+        out_shape = family.out_shapes[drop.slot]
+        if drop.kind == "dropout2d":
+            return (batch, out_shape[0], *(1,) * (len(out_shape) - 1))
+        return (batch, *out_shape)
+
+    def _inputs(self, index: int, member: Member, batch: list[torch.Tensor] | None) -> torch.Tensor:
+        data = self.t.normalized if member.normalize else self.t.data
+        return data.x_train if batch is None else data.x_train.index_select(0, batch[index])
+
+    def _capture(self, due: list[_Seed], batch: list[torch.Tensor] | None, step: int) -> None:
+        """Probe each due seed's members on their own nets, as the member-by-member loop does."""
+        for family in self.families.values():
+            family.unstack(grads=self.t.spec.probes.gradients)
+        for run in due:
+            if self.t.spec.probes.mode == "train":  # the probe's dropout draws from this seed
+                _set_global_rng(self.drop_gens[run.index], self.t.device)
+            batches = [
+                (m.name, m.net, self._inputs(run.index, m, batch))
+                for m in run.members
+                if self._is_active(run.index, m)
+            ]
+            seed = self.t.spec.training.seeds[run.index]
+            run.recorder.capture(run.prober.capture(seed, step, batches))
+
+    def _drain(self) -> None:
+        """Hand the stacked losses to each seed's recorder, one value per active member."""
+        for key, pending in self.pending.items():
+            if not pending:
+                continue
+            columns = torch.stack(pending).t()
+            self.pending[key] = []
+            for index, member, k, slot_index, _ in self.where:
+                if k == key and self._is_active(index, member):
+                    self.runs[index].recorder.losses[member.name].extend(
+                        columns[slot_index].unbind()
+                    )
+
+    def _check_divergence(self) -> None:
+        for run in self.runs:
+            names = [m.name for m in run.members if self._is_active(run.index, m)]
+            for name, bad_step in run.recorder.find_divergence(names).items():
+                book = run.recorder.books[name]
+                book.status, book.diverged_step, book.first_bad = "diverged", bad_step, bad_step
+                log.warning("%s seed %d diverged at step %d", book.variant, book.seed, bad_step)
+                self.active.discard((run.index, name))
+
+    def _due_flush(self) -> bool:
+        from worker.training.loop import MAX_PENDING
+
+        waiting = max(len(p) for p in self.pending.values())
+        elapsed = time.monotonic() - self.t.last_flush
+        return elapsed >= self.t.config.flush_every_s or waiting >= MAX_PENDING
+
+    def _flush(self, checkpoint: bool = True) -> None:
+        t = self.t
+        self._drain()
+        for run in self.runs:
+            run.recorder.flush(t.sink)
+        done = (self.epoch * t.spe + self.step_in_epoch) * len(self.runs)
+        t.sink.on_progress(done, t.total)
+        t.last_flush = time.monotonic()
+        if checkpoint and t.sink.wants_checkpoint():
+            t.sink.on_checkpoint(self.checkpoint())
+
+    def _end_epoch(self, epoch: int) -> None:
+        spec = self.t.spec.training
+        if (epoch + 1) % spec.eval_every and epoch + 1 != spec.epochs:
+            return
+        for family in self.families.values():
+            family.unstack()
+        for run in self.runs:
+            active = [m for m in run.members if self._is_active(run.index, m)]
+            self.t._end_epoch(run.recorder, active, epoch)
+
+    def _finish(self) -> None:
+        t = self.t
+        self.epoch, self.step_in_epoch = t.spec.training.epochs, 0
+        self._flush(checkpoint=False)
+        for run in self.runs:
+            t._settle(run.recorder.books, t.steps_per_seed)
+            for book in run.recorder.books.values():
+                if book.status == "running":
+                    book.status = "succeeded"
+        t.sink.on_checkpoint(t.checkpoint(len(self.runs), None))
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The trainer's checkpoint, its position the whole fused group's."""
+        saved = self.t.checkpoint(0, None)
+        saved["position"] = {
+            "fused": {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "orders": [o.cpu() for o in self.orders],
+                "families": [self.families[k].state_dict() for k in self.keys],
+                "data_generators": [run.generator.get_state() for run in self.runs],
+                "drop_generators": [g.get_state() for g in self.drop_gens],
+                "probes": [run.prober.state_dict() for run in self.runs],
+            }
+        }
+        return saved
+
+    def _load(self, position: dict[str, Any]) -> None:
+        device = self.t.device
+        self.epoch, self.step_in_epoch = position["epoch"], position["step_in_epoch"]
+        self.orders = [o.to(device) for o in position["orders"]]
+        for key, state in zip(self.keys, position["families"], strict=True):
+            self.families[key].load_state_dict(state)
+        for run, data, drop, probes in zip(
+            self.runs,
+            position["data_generators"],
+            position["drop_generators"],
+            position["probes"],
+            strict=True,
+        ):
+            run.generator.set_state(data)
+            self.drop_gens[run.index].set_state(drop)
+            run.prober.load_state_dict(probes, device)
+            run.recorder.start_at(self.epoch * self.t.spe + self.step_in_epoch + 1)
+
+
+def _set_global_rng(generator: torch.Generator, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(generator.get_state(), device)
+    else:
+        torch.set_rng_state(generator.get_state())
+
+
+def _check_every() -> int:
+    from worker.training.loop import CHECK_EVERY
+
+    return CHECK_EVERY
