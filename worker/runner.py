@@ -20,7 +20,6 @@ from shared.config import Settings
 from shared.db import session_scope
 from shared.models import SeedGroup
 from shared.spec import ExperimentSpec
-from shared.status import RunStatus
 from worker.config import training_config
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, set_current
@@ -104,7 +103,7 @@ def finish(
     outcomes = [
         lifecycle.RunOutcome(
             run_id=runs[(run.variant, run.seed)],
-            status=RunStatus(run.status),
+            status=run.status,
             diverged_step=run.diverged_step,
             summary=run.summary,
         )

@@ -19,6 +19,7 @@ import torch
 
 from shared.datasets import DatasetUnavailable, DataSources
 from shared.spec import ExperimentSpec
+from shared.status import ExperimentStatus
 from worker.training.config import TrainingConfig
 from worker.training.loop import TrainResult, train
 from worker.training.sink import MemorySink
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{run.variant} seed {run.seed}: {run.status}{diverged}, {s['steps']} steps, "
             + " ".join(parts)
         )
-    return 0 if result.status == "succeeded" else 1
+    return 0 if result.status == ExperimentStatus.succeeded else 1
 
 
 if __name__ == "__main__":

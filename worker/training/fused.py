@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from shared.spec import ExperimentSpec
+from shared.status import RunStatus
 from worker.training.lockstep import Member, build_members
 from worker.training.models import build_group, derive_seed
 from worker.training.probes import Prober
@@ -101,13 +102,13 @@ class FusedGroup:
         if position is None:
             for run in self.runs:
                 for book in run.recorder.books.values():
-                    book.status = "running"
+                    book.status = RunStatus.running
                 t._points_curves(run)
         else:
             self._load(position)
             resumed_epoch = self.epoch
         self.active = {
-            (i, m.name) for i, m, *_ in self.where if self._book(i, m).status == "running"
+            (i, m.name) for i, m, *_ in self.where if self._book(i, m).status == RunStatus.running
         }
         spec, spe = t.spec.training, t.spe
         for epoch in range(self.epoch, spec.epochs):
@@ -274,7 +275,11 @@ class FusedGroup:
             names = [m.name for m in run.members if self._is_active(run.index, m)]
             for name, bad_step in run.recorder.find_divergence(names).items():
                 book = run.recorder.books[name]
-                book.status, book.diverged_step, book.first_bad = "diverged", bad_step, bad_step
+                book.status, book.diverged_step, book.first_bad = (
+                    RunStatus.diverged,
+                    bad_step,
+                    bad_step,
+                )
                 log.warning("%s seed %d diverged at step %d", book.variant, book.seed, bad_step)
                 self.active.discard((run.index, name))
 
@@ -313,8 +318,8 @@ class FusedGroup:
         for run in self.runs:
             t._settle(run.recorder.books, t.steps_per_seed)
             for book in run.recorder.books.values():
-                if book.status == "running":
-                    book.status = "succeeded"
+                if book.status == RunStatus.running:
+                    book.status = RunStatus.succeeded
         t.sink.on_checkpoint(t.checkpoint(len(self.runs), None))
 
     def checkpoint(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from shared.spec import ExperimentSpec
+from shared.status import ExperimentStatus, RunStatus
 from worker.training import fused
 from worker.training.config import TrainingConfig
 from worker.training.data import load_dataset
@@ -49,7 +50,7 @@ class RunOutcome:
 
     variant: str
     seed: int
-    status: str  # succeeded | diverged | cancelled
+    status: RunStatus  # succeeded | diverged | cancelled
     diverged_step: int | None
     summary: dict[str, Any]
 
@@ -58,7 +59,7 @@ class RunOutcome:
 class TrainResult:
     """Every run's outcome; status is "cancelled" if the sink stopped training, else "succeeded"."""
 
-    status: str
+    status: ExperimentStatus
     device: str
     runs: list[RunOutcome]
     dataset: DatasetChoice | None = None
@@ -130,7 +131,7 @@ class _Trainer:
             run.generator.manual_seed(derive_seed(seed, 1))
             torch.manual_seed(derive_seed(seed, 2))  # dropout draws
             for book in books.values():
-                book.status = "running"
+                book.status = RunStatus.running
             self._points_curves(run)
         else:
             load_group_state(members, position["group"])
@@ -141,7 +142,7 @@ class _Trainer:
             run.order = position["order"].to(self.device)  # a resumed epoch keeps its order
             resumed_epoch = run.epoch
             run.recorder.start_at(run.epoch * self.spe + run.step_in_epoch + 1)
-        active = [m for m in members if books[m.name].status == "running"]
+        active = [m for m in members if books[m.name].status == RunStatus.running]
         for epoch in range(run.epoch, self.spec.training.epochs):
             if not active:
                 break
@@ -189,7 +190,11 @@ class _Trainer:
             diverged = run.recorder.find_divergence([m.name for m in active])
             for name, bad_step in diverged.items():
                 book = run.recorder.books[name]
-                book.status, book.diverged_step, book.first_bad = "diverged", bad_step, bad_step
+                book.status, book.diverged_step, book.first_bad = (
+                    RunStatus.diverged,
+                    bad_step,
+                    bad_step,
+                )
                 log.warning("%s seed %d diverged at step %d", book.variant, book.seed, bad_step)
             active = [m for m in active if m.name not in diverged]
         return active
@@ -230,15 +235,15 @@ class _Trainer:
         self._flush(run, checkpoint=False)
         self._settle(run.recorder.books, self.steps_per_seed)
         for book in run.recorder.books.values():
-            if book.status == "running":
-                book.status = "succeeded"
+            if book.status == RunStatus.running:
+                book.status = RunStatus.succeeded
         self.sink.on_checkpoint(self.checkpoint(run.index + 1, None))
 
     def _settle(self, books: dict[str, RunBook], done: int) -> None:
         """Step counts once a seed ends or stops; a non-finite loss seen by now means diverged."""
         for book in books.values():
             if book.first_bad is not None:
-                book.status, book.diverged_step = "diverged", book.first_bad
+                book.status, book.diverged_step = RunStatus.diverged, book.first_bad
             book.steps = done if book.first_bad is None else min(done, book.first_bad - 1)
 
     def _flush(self, run: _Seed, checkpoint: bool = True) -> None:
@@ -275,11 +280,11 @@ class _Trainer:
         """Each run's outcome; runs a cancellation left unfinished are "cancelled"."""
         runs = []
         for book in self.books.values():
-            if self.cancelled and book.status in ("pending", "running"):
-                book.status = "cancelled"
+            if self.cancelled and book.status in (RunStatus.pending, RunStatus.running):
+                book.status = RunStatus.cancelled
             outcome = (book.variant, book.seed, book.status, book.diverged_step, book.summary())
             runs.append(RunOutcome(*outcome))
-        status = "cancelled" if self.cancelled else "succeeded"
+        status = ExperimentStatus.cancelled if self.cancelled else ExperimentStatus.succeeded
         return TrainResult(status, str(self.device), runs, self.dataset)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from shared.status import RunStatus
 from worker.training.probes import PendingCapture, Prober
 from worker.training.sink import CurvePoint, MetricPoint, Sink
 
@@ -22,7 +23,7 @@ class RunBook:
 
     variant: str
     seed: int
-    status: str = "pending"
+    status: RunStatus = RunStatus.pending
     steps: int = 0
     # First step whose loss reached the host non-finite; the run stops at the next check.
     first_bad: int | None = None
@@ -40,13 +41,15 @@ class RunBook:
         return {"final_train_loss": final, **self.last, "steps": self.steps}
 
     def to_dict(self) -> dict[str, Any]:
-        """A checkpointable copy."""
-        return {**self.__dict__, "tail": list(self.tail), "last": dict(self.last)}
+        """A checkpointable copy (plain types only: checkpoints load with weights_only)."""
+        copy = {**self.__dict__, "tail": list(self.tail), "last": dict(self.last)}
+        return {**copy, "status": str(self.status)}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> RunBook:
         """Inverse of to_dict."""
-        return cls(**{**state, "tail": deque(state["tail"], maxlen=TAIL)})
+        tail = deque(state["tail"], maxlen=TAIL)
+        return cls(**{**state, "tail": tail, "status": RunStatus(state["status"])})
 
 
 @dataclass
