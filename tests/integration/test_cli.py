@@ -112,10 +112,15 @@ def test_export_csv_read_back_equals_the_api(
 
 
 def test_workers_view_shows_the_stacks_worker(stack: Stack, watched: dict[str, Any]) -> None:
-    fleet = json.loads(bnlab(stack, watched["home"], "workers", "--json").stdout)
     # A worker's id is host:pid and a random suffix; a CPU-only worker serves no gpu queue.
     prefix = f"{os.uname().nodename}:{stack.processes['worker'].pid}:"
-    (ours,) = [w for w in fleet["workers"] if w["id"].startswith(prefix)]
+    deadline = time.monotonic() + 30
+    while True:  # its steps are reported at its next heartbeat after the run it trained
+        fleet = json.loads(bnlab(stack, watched["home"], "workers", "--json").stdout)
+        (ours,) = [w for w in fleet["workers"] if w["id"].startswith(prefix)]
+        if ours["steps_total"] > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert ours["alive"] and ours["device"] == "cpu"
     assert sorted(ours["queues"]) == ["any", "cpu"] and ours["steps_total"] > 0
     assert set(fleet["queues"]) == {"gpu", "cpu", "any"}

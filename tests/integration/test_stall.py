@@ -71,12 +71,14 @@ def test_a_hung_step_is_taken_over_and_finished_elsewhere(stall_stack: Stack) ->
     # Every step exactly once, with an uninterrupted run's numbers.
     assert_same_as_uninterrupted(stall_stack, final, LONG)
     # The stuck worker woke after its group was gone, and let go without a write.
+    # (The log may hold earlier runs' lines: wait for this experiment's.)
+    let_go = f"experiment {experiment_id} was given to another worker; this one let go"
     deadline = time.monotonic() + STALL_FOR_S + 30
     log = ""
     while time.monotonic() < deadline:
         log = (LOGS / "stuck.log").read_text()
-        if "this one let go" in log:
+        if let_go in log:
             break
         time.sleep(0.5)
-    assert f"experiment {experiment_id} was given to another worker; this one let go" in log
+    assert let_go in log
     assert "stalling at step" in log
