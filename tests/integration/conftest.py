@@ -130,3 +130,15 @@ def pg_stack(
     env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("pg-only"))
     with Stack(env=env, log_dir=ARTIFACTS / "logs" / "pg-only") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def two_workers(
+    pg_databases: PostgresDatabases, redis_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The API and two worker processes, on PostgreSQL + Redis of their own: seed groups and
+    sweep points spread over both."""
+    env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("two-workers"))
+    with Stack(env=env, log_dir=ARTIFACTS / "logs" / "two-workers") as running:
+        running.start_worker("worker2")
+        yield running

@@ -7,14 +7,11 @@ trained by both, each group claimed once, each step stored once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from scripts.stack import Stack
-from tests.conftest import ARTIFACTS
-from tests.integration.conftest import PostgresDatabases, postgres_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,18 +25,6 @@ FOUR_SEEDS: dict[str, Any] = {
     "training": {"epochs": 12, "batch_size": 64, "seeds": [0, 1, 2, 3]},
     "probes": {"every": 50},
 }
-
-
-@pytest.fixture(scope="module")
-def two_workers(
-    pg_databases: PostgresDatabases,
-    redis_server: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("two-workers"))
-    with Stack(env=env, log_dir=ARTIFACTS / "logs" / "two-workers") as running:
-        running.start_worker("worker2")
-        yield running
 
 
 def test_the_seed_groups_of_one_experiment_are_trained_by_both_workers(two_workers: Stack) -> None:

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from scripts.stack import Stack
-from tests.conftest import ARTIFACTS
-from tests.integration.conftest import PostgresDatabases, postgres_env
 from tests.integration.test_sweeps import TINY, wait_sweep
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def two_workers(
-    pg_databases: PostgresDatabases,
-    redis_server: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    """The API and two worker processes, on a database and a Redis index of their own."""
-    env = postgres_env(pg_databases.create(), redis_server, tmp_path_factory.mktemp("two-workers"))
-    with Stack(env=env, log_dir=ARTIFACTS / "logs" / "two-workers") as running:
-        running.start_worker("worker2")
-        yield running
 
 
 def test_both_workers_train_points_of_one_sweep_each_exactly_once(two_workers: Stack) -> None:
