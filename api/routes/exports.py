@@ -32,6 +32,21 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
+def _csv_export(
+    session: SessionDep,
+    experiment_id: uuid.UUID,
+    owner: str,
+    settings: SettingsDep,
+    table: str,
+    suffix: str,
+) -> StreamingResponse:
+    """The owner's experiment's rows of `table`, streamed as a CSV attachment."""
+    experiment = service.get_experiment(session, experiment_id, owner)
+    stream = csv_stream(settings.resolved_database_url, run_refs(experiment), table)
+    headers = _attachment(f"{experiment.name}-{str(experiment.id)[:8]}{suffix}.csv")
+    return StreamingResponse(stream, media_type="text/csv", headers=headers)
+
+
 @router.get(
     "/{experiment_id}/export.csv",
     operation_id="exports-csv",
@@ -42,10 +57,7 @@ def export_csv(
     experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner, settings: SettingsDep
 ) -> StreamingResponse:
     """Every metric point: experiment, run, variant, seed, key, step, value (one row each)."""
-    experiment = service.get_experiment(session, experiment_id, owner)
-    stream = csv_stream(settings.resolved_database_url, run_refs(experiment), "metrics")
-    headers = _attachment(f"{experiment.name}-{str(experiment.id)[:8]}.csv")
-    return StreamingResponse(stream, media_type="text/csv", headers=headers)
+    return _csv_export(session, experiment_id, owner, settings, "metrics", "")
 
 
 @router.get(
@@ -58,10 +70,7 @@ def export_histograms_csv(
     experiment_id: uuid.UUID, session: SessionDep, owner: CurrentOwner, settings: SettingsDep
 ) -> StreamingResponse:
     """Every histogram bin: its run, layer, kind, step, bin index, edges and count."""
-    experiment = service.get_experiment(session, experiment_id, owner)
-    stream = csv_stream(settings.resolved_database_url, run_refs(experiment), "histograms")
-    headers = _attachment(f"{experiment.name}-{str(experiment.id)[:8]}-histograms.csv")
-    return StreamingResponse(stream, media_type="text/csv", headers=headers)
+    return _csv_export(session, experiment_id, owner, settings, "histograms", "-histograms")
 
 
 @router.get(
