@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import uuid
 from queue import Empty
-from time import monotonic
+from time import monotonic_ns
 from typing import Any
 
 from celery import Celery
@@ -25,6 +26,9 @@ REAP_TASK = "bnlab.reap"
 QUEUES = ("gpu", "cpu", "any")
 
 
+_SENT = itertools.count()  # this process's messages, in order, should two share a clock reading
+
+
 class AtomicFilesystemChannel(filesystem.Channel):
     """kombu's filesystem channel, with messages that appear whole and are taken by one reader.
 
@@ -37,7 +41,10 @@ class AtomicFilesystemChannel(filesystem.Channel):
 
     # kombu's own classes name the second parameter differently (message, payload).
     def _put(self, queue: Any, message: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        # Readers take names in sorted order: a zero-padded nanosecond clock (one for every
+        # process on the machine) keeps messages first in, first out, even several within one
+        # millisecond (a sweep sends all its points at once).
+        name = f"{monotonic_ns():020d}_{next(_SENT):012d}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # "<ms>_<uuid>.<queue>.msg.tmp": _get, _size and _purge match "<queue>.msg" exactly.
         partial = final + ".tmp"
@@ -112,7 +119,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "control_folder": str(folder / "control"),
             "store_processed": False,
             # The folder is polled; kombu's default of once a second would idle a short job.
-            "polling_interval": 0.1,
+            "polling_interval": 0.02,
         }
     return config
 

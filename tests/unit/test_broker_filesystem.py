@@ -87,3 +87,11 @@ def test_readers_under_a_concurrent_writer_take_whole_messages_once(tmp_path: Pa
     assert all(m["body"] == str(m["i"]) * 20_000 for m in taken)
     leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file()]
     assert leftovers == []
+
+
+def test_messages_sent_at_once_are_taken_in_the_order_sent(tmp_path: Path) -> None:
+    # A sweep sends all its points within a millisecond: the queue must stay first in, first out.
+    writer, reader = channel(tmp_path), channel(tmp_path)
+    for i in range(MESSAGES):
+        writer._put("any", {"point": i})
+    assert [m["point"] for m in drain(reader, "any")] == list(range(MESSAGES))
