@@ -115,6 +115,11 @@ def exercise(compose: ComposeLike, client: httpx.Client) -> None:
     compose("stop", "worker")
     handed = states(client, ids)
     if any(e["status"] != "queued" for e in handed.values()):
+        # What each group says, and how each worker ended, for whoever reads the failure.
+        for i, e in handed.items():
+            for g in e["groups"]:
+                log.error("  %s group %s: %s, worker %s", i, g["id"], g["status"], g["worker"])
+        log.error("%s", compose("logs", "--no-color", "--tail", "25", "worker", quiet=True))
         raise SystemExit("stopped workers did not hand their experiments back (queued)")
     log.info("both experiments handed back at the stop, queued")
     compose("start", "worker")
