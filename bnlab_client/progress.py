@@ -111,8 +111,7 @@ def watch(
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"experiment {experiment_id} not finished in {timeout_s} s")
-            time.sleep(poll_s)
-            experiment = client.experiment(experiment_id)
+            experiment = client.wait_once(experiment_id, poll_s)
     console.print(f"{experiment_id}: [bold]{experiment['status']}[/]")
     if experiment.get("error"):
         console.print(f"error: {experiment['error']}")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared import results
+from shared import finish_signal, results
 from shared.models import Experiment, Run, SeedGroup, utcnow
 from shared.spec import ExperimentSpec
 from shared.status import ExperimentStatus
@@ -103,6 +103,7 @@ def roll_up(session: Session, experiment: Experiment) -> ExperimentStatus:
                 select(Run).where(Run.experiment_id == experiment.id).order_by(Run.position)
             ).all()
             values["findings"] = results.experiment_findings(session, runs)
+            finish_signal.announce(session, experiment.id)
             log.info("experiment %s %s", experiment.id, status)
     session.execute(update(Experiment).where(Experiment.id == experiment.id).values(**values))
     return status

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
-from api import reads, service, storage
+from api import finish_watch, reads, service, storage
 from api.deps import CeleryDep, CurrentOwner, SessionDep, SettingsDep
 from api.submission import resolve
 from shared import deletion, results, retention
@@ -19,7 +21,7 @@ from shared.schemas import (
     ExperimentPublic,
     Findings,
 )
-from shared.status import ExperimentStatus
+from shared.status import ACTIVE, ExperimentStatus
 from shared.waiting import served_queues, waiting_note
 
 router = APIRouter(prefix="/api/v1/experiments", tags=["experiments"])
@@ -85,6 +87,41 @@ def get_experiment(
     """Status, progress, times, the normalised spec and the runs of one experiment."""
     body = reads.experiment_json(
         session, experiment_id, owner, lambda e: waiting_note(e, served(session, settings))
+    )
+    return Response(body, media_type="application/json")
+
+
+# A waiting request is woken by word of a finish (api/finish_watch.py) and looks at the database
+# at least this often besides, in case the word was missed.
+WAIT_RECHECK_S = 1.0
+
+
+@router.get("/{experiment_id}/wait", response_model=ExperimentPublic, responses={404: {}})
+async def wait_for_experiment(
+    experiment_id: uuid.UUID,
+    session: SessionDep,
+    settings: SettingsDep,
+    owner: CurrentOwner,
+    timeout_s: Annotated[float, Query(gt=0, le=60)] = 30.0,
+) -> Response:
+    """The experiment as GET shows it, once it has finished or after timeout_s (then still
+    queued or running): a client waits with one request instead of polling."""
+    deadline = time.monotonic() + timeout_s
+    watch = finish_watch.watch_for(settings.resolved_database_url)
+    while True:
+        # A new transaction each time: SQLite would keep showing the first one's snapshot.
+        await run_in_threadpool(session.rollback)
+        now = await run_in_threadpool(reads.experiment_status, session, experiment_id, owner)
+        left = deadline - time.monotonic()
+        if now not in ACTIVE or left <= 0:
+            break
+        await watch.wait(experiment_id, min(left, WAIT_RECHECK_S))
+    body = await run_in_threadpool(
+        reads.experiment_json,
+        session,
+        experiment_id,
+        owner,
+        lambda e: waiting_note(e, served(session, settings)),
     )
     return Response(body, media_type="application/json")
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 
 import pytest
 import torch
@@ -134,6 +135,28 @@ def test_a_cuda_spec_waits_for_a_gpu_worker_and_the_worker_carries_on(stack: Sta
     status, cancelled = stack.request("POST", f"/api/v1/experiments/{waiting['id']}/cancel")
     assert status == 200 and cancelled["status"] == "cancelled" and cancelled["waiting"] is None
     assert {r["status"] for r in cancelled["runs"]} == {"cancelled"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a spec that stays queued")
+def test_wait_answers_when_the_experiment_finishes_or_after_its_timeout(stack: Stack) -> None:
+    # No GPU worker here: a cuda spec stays queued, and the wait gives it back as it stands.
+    _, queued = stack.request("POST", "/api/v1/experiments", {"spec": {**SMALL, "device": "cuda"}})
+    status, held = stack.request("GET", f"/api/v1/experiments/{queued['id']}/wait?timeout_s=0.5")
+    assert status == 200 and held["status"] == "queued"
+    _, submitted = stack.request("POST", "/api/v1/experiments", {"spec": SMALL})
+    status, finished = stack.request(
+        "GET", f"/api/v1/experiments/{submitted['id']}/wait?timeout_s=60"
+    )
+    assert status == 200 and finished["status"] == "succeeded"
+    assert finished == stack.request("GET", f"/api/v1/experiments/{submitted['id']}")[1]
+    for bad in ("0", "61", "soon"):
+        status, body = stack.request(
+            "GET", f"/api/v1/experiments/{submitted['id']}/wait?timeout_s={bad}"
+        )
+        assert status == 422 and body["detail"][0]["loc"] == ["query", "timeout_s"], body
+    status, _ = stack.request("GET", f"/api/v1/experiments/{uuid.uuid4()}/wait?timeout_s=1")
+    assert status == 404
+    stack.request("POST", f"/api/v1/experiments/{queued['id']}/cancel")
 
 
 def test_a_task_delivered_three_times_trains_once(stack: Stack) -> None:
