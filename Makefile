@@ -72,8 +72,11 @@ format: setup
 typecheck: setup
 	$(BIN)/mypy .
 
+# Every figure of issue 12 against its target, side by side (timings: README, Benchmarks).
 bench: setup
+	@command -v wrk >/dev/null || scripts/apt-install wrk
 	$(BIN)/python -m bench.bench_service
+	$(BIN)/python -m bench.bench_reads
 	$(BIN)/python -m bench.bench_load
 	$(BIN)/python -m bench.bench_training
 	$(BIN)/python -m bench.bench_fused

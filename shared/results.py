@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from shared.models import Curve, Histogram, Metric
 
-# Rows per INSERT statement: SQLite caps bound parameters at 32766.
-CHUNK = 2000
-
 
 def upsert(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows, replacing any with the same primary key (a replayed step overwrites itself)."""
+    """Insert rows, replacing any with the same primary key (a replayed step overwrites itself).
+
+    One statement executed for many rows: SQLAlchemy batches them into multi-row VALUES on
+    PostgreSQL (insertmanyvalues) from one cached compilation; building a VALUES list of every
+    row as literal parameters, as before, cost twice the time in compiling alone.
+    """
     if not rows:
         return
     table: Table = model.__table__
@@ -25,12 +27,11 @@ def upsert(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -
     values = [c.name for c in table.columns if c.name not in keys]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for start in range(0, len(rows), CHUNK):
-        statement = insert(table).values(list(rows[start : start + CHUNK]))
-        statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={name: statement.excluded[name] for name in values}
-        )
-        session.execute(statement)
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={name: statement.excluded[name] for name in values}
+    )
+    session.execute(statement, list(rows))
 
 
 def write_metrics(session: Session, rows: Sequence[dict[str, Any]]) -> None:

@@ -1,4 +1,5 @@
-"""The training core's sink, writing to the database: batched upserts, progress, checkpoints."""
+"""The training core's sink, writing to the database: batched upserts, progress, checkpoints,
+off the training thread (worker/writer.py)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from shared.db import session_scope
 from shared.models import Curve, Histogram, Metric
 from worker import fleet
 from worker.heartbeat import report_step, shutdown_requested
+from worker.timings import Timings
 from worker.training.resolve import DatasetChoice
 from worker.training.sink import CurvePoint, HistogramCapture, MetricPoint
+from worker.writer import Writer
 
 log = logging.getLogger(__name__)
 
-# How often the database is asked whether the experiment was cancelled.
+# How often the database is asked whether the experiment was cancelled (off the training thread).
 CANCEL_POLL_S = 0.2
 
 # TEST ONLY: "STEP:SECONDS" makes training sleep SECONDS (default: an hour) once it has done
@@ -50,14 +53,16 @@ class DatabaseSink:
         group_id: uuid.UUID,
         runs: dict[tuple[str, int], uuid.UUID],
         worker: str,
+        timings: Timings | None = None,
     ) -> None:
         self.url = settings.resolved_database_url
+        # Time spent here, on the training thread: what the service adds to training itself.
+        self.timings = timings or Timings()
         self.group_id = group_id
         self.worker = worker
         self.runs = runs
         self.checkpoint_every_s = settings.checkpoint_every_s
         self._last_checkpoint = time.monotonic()
-        self._last_poll = 0.0
         self._cancelled = False
         # Training progress for the heartbeat: the last step done, and the slowest step's time
         # (from one should_stop, before a step, to the next: evaluation and flushes included).
@@ -75,6 +80,8 @@ class DatabaseSink:
             Histogram: [],
             Curve: [],
         }
+        # Last: its thread starts polling at once, with everything above.
+        self.writer = Writer(self.timings, between=self._poll, every_s=CANCEL_POLL_S)
 
     def _rows(self, items: Sequence[MetricPoint | HistogramCapture | CurvePoint]) -> list[dict]:
         """Table rows: the event's fields, with its (variant, seed) replaced by the run id."""
@@ -86,12 +93,13 @@ class DatabaseSink:
         return rows
 
     def on_dataset(self, choice: DatasetChoice) -> None:
-        with session_scope(self.url) as session:
+        with self.timings.phase("dataset_record"), session_scope(self.url) as session:
             held = lifecycle.record_dataset(session, self.group_id, self.worker, choice.to_dict())
         self.lost = self.lost or not held
 
     # The trainer ends every flush with on_progress: rows are held until then and written with
-    # the progress in one transaction, one commit per flush rather than four.
+    # the progress in one transaction, one commit per flush rather than four, on the writer's
+    # thread (worker/writer.py) while training goes on.
     def on_metrics(self, points: Sequence[MetricPoint]) -> None:
         self._pending[Metric].extend(self._rows(points))
 
@@ -105,18 +113,21 @@ class DatabaseSink:
         # `done` counts every step of the group, so a resumed run reports from its checkpoint.
         self.step, self._stepping = done, False
         report_step(self.step, self.slowest_step_s)
-        with session_scope(self.url) as session:
-            progress = done / max(total, 1)
-            if lifecycle.stamp(
-                session, self.group_id, self.worker, progress, self.step, self.slowest_step_s
-            ):
-                for model, rows in self._pending.items():
-                    results.upsert(session, model, rows)
-            else:
-                self.lost = True
-        if not self.lost:
-            fleet.count_stored(sum(row["key"] == "train_loss" for row in self._pending[Metric]))
+        pending, progress, step = self._pending, done / max(total, 1), self.step
+        slowest = self.slowest_step_s
         self._pending = {Metric: [], Histogram: [], Curve: []}
+
+        def write() -> None:
+            with session_scope(self.url) as session:
+                held = lifecycle.stamp(session, self.group_id, self.worker, progress, step, slowest)
+                if not held:
+                    self.lost = True
+                    return
+                for model, rows in pending.items():
+                    results.upsert(session, model, rows)
+            fleet.count_stored(sum(row["key"] == "train_loss" for row in pending[Metric]))
+
+        self.writer.submit(write)
 
     def wants_checkpoint(self) -> bool:
         # Rows after a checkpoint are replayed on resume and upserted over themselves, so a
@@ -125,13 +136,23 @@ class DatabaseSink:
 
     def on_checkpoint(self, state: dict[str, Any]) -> None:
         self._last_checkpoint = time.monotonic()
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        with session_scope(self.url) as session:
-            held = lifecycle.store_checkpoint(
-                session, self.group_id, self.worker, buffer.getvalue()
-            )
-        self.lost = self.lost or not held
+        # Serialised here: the state's tensors are the live ones, which the next step changes.
+        with self.timings.phase("checkpoints"):
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+        blob = buffer.getvalue()
+
+        def write() -> None:
+            with session_scope(self.url) as session:
+                held = lifecycle.store_checkpoint(session, self.group_id, self.worker, blob)
+            self.lost = self.lost or not held
+
+        self.writer.submit(write)
+
+    def close(self) -> None:
+        """Wait for every write to be stored (before the outcome is); raises a failed write's
+        error."""
+        self.writer.close()
 
     @property
     def stopping(self) -> bool:
@@ -155,18 +176,20 @@ class DatabaseSink:
             self._step_started = time.monotonic()  # a test's stall is no measure of a step
 
     def should_stop(self) -> bool:
+        if "first_step" not in self.timings.at:
+            self.timings.mark("first_step")  # data set and models ready
         self._note_step()
         if shutdown_requested():
             self.interrupted = True
             return True
-        now = time.monotonic()
-        if now - self._last_poll >= CANCEL_POLL_S:
-            self._last_poll = now
-            with session_scope(self.url) as session:
-                cancel, held = lifecycle.poll(session, self.group_id, self.worker)
-            self._cancelled = cancel
-            self.lost = self.lost or not held
         return self._cancelled or self.lost
+
+    def _poll(self) -> None:
+        """On the writer's thread (worker/writer.py): cancelled? still held by this worker?"""
+        with session_scope(self.url) as session:
+            cancel, held = lifecycle.poll(session, self.group_id, self.worker)
+        self._cancelled = cancel
+        self.lost = self.lost or not held
 
     @property
     def cancelled(self) -> bool:

@@ -23,6 +23,7 @@ from shared.spec import ExperimentSpec
 from worker.config import training_config
 from worker.db_sink import DatabaseSink
 from worker.heartbeat import WORKER_ID, set_current
+from worker.timings import Timings
 from worker.training.loop import TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -65,19 +66,38 @@ def load(
 
 
 def run_group(settings: Settings, group_id: uuid.UUID) -> Ending:
-    """Claim, train and finish one seed group; returns how this delivery ended."""
-    experiment_id = claim(settings, group_id)
+    """Claim, train and finish one seed group; returns how this delivery ended.
+
+    Logs one timings line at the end (worker.timings): where this delivery spent its time.
+    """
+    timings = Timings()
+    timings.mark("received")
+    ending = _run_group(settings, group_id, timings)
+    timings.mark("ended")
+    log.info(timings.line(group_id, ending))
+    return ending
+
+
+def _run_group(settings: Settings, group_id: uuid.UUID, timings: Timings) -> Ending:
+    with timings.phase("claim"):
+        experiment_id = claim(settings, group_id)
     if experiment_id is None:
         log.info("seed group %s is not queued any more; nothing to do", group_id)
         return Ending.skipped
     set_current(group_id)
     try:
-        spec, runs, resume = load(settings, group_id)
+        with timings.phase("load"):
+            spec, runs, resume = load(settings, group_id)
         if resume is not None:
             log.info("experiment %s resumes from its checkpoint", experiment_id)
-        sink = DatabaseSink(settings, group_id, runs, WORKER_ID)
+        sink = DatabaseSink(settings, group_id, runs, WORKER_ID, timings)
         config = training_config(settings)
-        result = train(spec, sink, device=spec.device, resume=resume, config=config)
+        timings.mark("train_start")
+        try:
+            with timings.phase("train"):
+                result = train(spec, sink, device=spec.device, resume=resume, config=config)
+        finally:
+            sink.close()  # every row and checkpoint stored before the outcome is
     except Exception as exc:
         log.exception("experiment %s failed", experiment_id)
         return fail(settings, group_id, exc)
@@ -89,7 +109,8 @@ def run_group(settings: Settings, group_id: uuid.UUID) -> Ending:
     if sink.interrupted:
         return hand_back(settings, group_id)
     try:
-        return finish(settings, group_id, runs, result, sink.cancelled)
+        with timings.phase("finish"):
+            return finish(settings, group_id, runs, result, sink.cancelled)
     except Exception as exc:
         # A bug in storing the outcome must not leave the group running until it goes stale.
         log.exception("experiment %s: its outcome could not be stored", experiment_id)
