@@ -25,7 +25,8 @@ from shared import finish_signal
 log = logging.getLogger(__name__)
 
 MARKER_EVERY_S = 0.005  # SQLite: how often the marker's time is looked at while someone waits
-RECONNECT_S = 1.0
+RECONNECT_S = 1.0  # doubled after every failed attempt, up to RECONNECT_MAX_S
+RECONNECT_MAX_S = 30.0
 
 
 class FinishWatch:
@@ -39,6 +40,7 @@ class FinishWatch:
         self.listener: threading.Thread | None = None
         # Set once the listening connection hears (PostgreSQL): what came before is missed.
         self.listening = threading.Event()
+        self.stopped = threading.Event()
 
     async def wait(self, experiment_id: uuid.UUID, timeout_s: float) -> bool:
         """True when word came that the experiment (on SQLite: some experiment) finished, False
@@ -83,19 +85,27 @@ class FinishWatch:
     def _listen_forever(self) -> None:
         conninfo = make_url(self.url).set(drivername="postgresql")
         dsn = conninfo.render_as_string(hide_password=False)
-        while True:
+        pause = RECONNECT_S
+        while not self.stopped.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True) as connection:
                     connection.execute(f"LISTEN {finish_signal.CHANNEL}")
                     self.listening.set()
-                    for notice in connection.notifies():
-                        assert self.loop is not None
-                        self.loop.call_soon_threadsafe(self._wake, notice.payload)
-            except Exception:
+                    pause = RECONNECT_S
+                    while not self.stopped.is_set():
+                        for notice in connection.notifies(timeout=1.0):
+                            assert self.loop is not None
+                            self.loop.call_soon_threadsafe(self._wake, notice.payload)
+            except Exception as exc:
                 self.listening.clear()
-                # Waiters still re-check the database on their own clock meanwhile.
-                log.exception("listening for finished experiments failed; reconnecting")
-                time.sleep(RECONNECT_S)
+                # Waiters still look at the database once a second meanwhile.
+                log.warning("listening for finished experiments: %s; again in %.0f s", exc, pause)
+                self.stopped.wait(pause)
+                pause = min(pause * 2, RECONNECT_MAX_S)
+
+    def stop(self) -> None:
+        """Stop listening (within a second); the waits go on looking at the database."""
+        self.stopped.set()
 
     def _wake(self, experiment_id: str) -> None:
         for woken in self.waiters.get(experiment_id, ()):

@@ -28,10 +28,14 @@ def finish(url: str, experiment_id: uuid.UUID, commit: bool) -> None:
     engine.dispose()
 
 
-def run(scenario: Coroutine[Any, Any, bool]) -> bool:
-    """asyncio.run on a thread of its own: an earlier test may leave a loop running on this one."""
-    with ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, scenario).result()
+def run(watch: FinishWatch, scenario: Coroutine[Any, Any, bool]) -> bool:
+    """asyncio.run on a thread of its own (an earlier test may leave a loop running on this
+    one); then the watch stops listening, before its database is dropped."""
+    try:
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, scenario).result()
+    finally:
+        watch.stop()
 
 
 async def listening(watch: FinishWatch) -> None:
@@ -44,14 +48,15 @@ async def listening(watch: FinishWatch) -> None:
 def heard(url: str, waited_for: uuid.UUID, finished: uuid.UUID, commit: bool = True) -> bool:
     """Whether a wait for `waited_for` is woken when `finished` finishes."""
 
+    watch = FinishWatch(url)
+
     async def scenario() -> bool:
-        watch = FinishWatch(url)
         waiting = asyncio.create_task(watch.wait(waited_for, timeout_s=30 if commit else 1))
         await listening(watch)
         await asyncio.to_thread(finish, url, finished, commit)
         return await waiting
 
-    return run(scenario())
+    return run(watch, scenario())
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -73,11 +78,12 @@ def test_a_rolled_back_finish_wakes_nobody(url: str) -> None:
 
 def test_on_postgres_another_experiment_finishing_does_not_wake_the_wait(pg_url: str) -> None:
     # (SQLite's marker says only that something finished: the woken request looks for itself.)
+    watch = FinishWatch(pg_url)
+
     async def scenario() -> bool:
-        watch = FinishWatch(pg_url)
         waiting = asyncio.create_task(watch.wait(uuid.uuid4(), timeout_s=1.5))
         await listening(watch)
         await asyncio.to_thread(finish, pg_url, uuid.uuid4(), True)
         return await waiting
 
-    assert run(scenario()) is False
+    assert run(watch, scenario()) is False
