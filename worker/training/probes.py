@@ -36,6 +36,7 @@ PAD_LIMIT = 1 << 17
 HEAD = 5 + len(QUANTILES) + 1
 
 Key = tuple[str, str, str]  # variant, layer, kind
+Outputs = list[tuple[str, torch.Tensor]]  # probed layer outputs by canonical name
 
 
 @dataclass(frozen=True)
@@ -119,34 +120,22 @@ class Prober:
         return self.spec.enabled and step % self.spec.every == 0
 
     @torch.no_grad()
-    def layer_outputs(self, net: Net, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        """Every probed layer's output on x, in the spec's mode, leaving training unperturbed."""
+    def layer_outputs(self, net: Net, x: torch.Tensor) -> Outputs:
+        """Every probed layer's output on x in eval mode (train mode takes the step's own)."""
         was_training = net.training
-        if self.spec.mode == "eval":
-            net.eval()
-            _, outputs = net.forward_with_outputs(x)
-        else:
-            # Train mode would advance BN running stats and the dropout RNG: undo both.
-            saved = [b.clone() for b in net.buffers()]
-            devices = [x.device] if x.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices, device_type=x.device.type):
-                net.train()
-                _, outputs = net.forward_with_outputs(x)
-            for buffer, value in zip(net.buffers(), saved, strict=True):
-                buffer.copy_(value)
+        net.eval()
+        _, outputs = net.forward_with_outputs(x)
         net.train(was_training)
         return outputs
 
     @torch.no_grad()
     def capture(
-        self, seed: int, step: int, variants: list[tuple[str, Net, torch.Tensor]]
+        self, seed: int, step: int, variants: list[tuple[str, Net, Outputs]]
     ) -> PendingCapture:
-        """Summaries of every probed tensor of every (name, net, input batch) given."""
+        """Summaries of every probed tensor of every (name, net, its probed layer outputs) given."""
         tensors: list[tuple[Key, torch.Tensor]] = []
-        for variant, net, x in variants:
-            tensors += [
-                ((variant, name, "activation"), t) for name, t in self.layer_outputs(net, x)
-            ]
+        for variant, net, outputs in variants:
+            tensors += [((variant, name, "activation"), t) for name, t in outputs]
             if self.spec.weights:
                 tensors += [((variant, name, "weight"), p) for name, p in net.named_weights()]
             if self.spec.gradients:
