@@ -100,9 +100,9 @@ class Layout:
         lo, hi = x.amin(dim=1), x.amax(dim=1)
         left, right = value_range(lo, hi)
         signs = torch.sign(x, out=work)
-        pad, pad_sign = self.pad, signs[:, 0].clone()
-        balance = signs.sum(dim=1) - pad * pad_sign
-        nonzero = signs.abs_().sum(dim=1) - pad * pad_sign.abs()
+        padding = self.pad * signs[:, 0]  # what the padding adds to the sign sums
+        balance = signs.sum(dim=1) - padding
+        nonzero = signs.abs_().sum(dim=1) - padding.abs_()
         # Moments of x - left: the shift keeps E[d^2] - E[d]^2 from cancelling when |mean| >> std.
         d = torch.sub(x, left[:, None], out=work)
         if self.keep is not None:
@@ -111,10 +111,15 @@ class Layout:
         # Bins are computed elementwise and counted on the device: histc's automatic range would
         # read min and max back to the host, and NaN (a diverging run) must not index anything.
         # Every d is >= 0 here, so the integer conversion's truncation is the floor.
-        d.mul_((fine / (right - left))[:, None])
-        torch.nan_to_num_(d, nan=0.0, posinf=fine - 1, neginf=0.0).clamp_(0, fine - 1)
+        span = right - left
+        d.mul_((fine / span)[:, None])
+        # On a CPU, reading whether every range is finite costs nothing and spares a pass.
+        if d.device.type != "cpu" or not bool(torch.isfinite(span).all()):
+            torch.nan_to_num_(d, nan=0.0, posinf=fine - 1, neginf=0.0)
+        d.clamp_(0, fine - 1)
         index = x.view(torch.int32).copy_(d).add_(self.offsets)  # x is read for the last time
         histogram = bincount(index.view(-1), k * fine)
-        histogram.index_add_(0, self.starts, self.unpad)
+        if self.keep is not None:
+            histogram.index_add_(0, self.starts, self.unpad)
         moments = torch.stack([lo, hi, sum_d, sum_d2, balance, nonzero], dim=1).double()
         return moments, histogram.view(k, fine)
