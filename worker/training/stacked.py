@@ -205,9 +205,10 @@ class Family:
         """Member `index`'s probed layer outputs from forward's `seen`, by its net's names."""
         net = self.members[index].net
         outputs, position = [], -1
-        for name, module in zip(net.probe_names, net, strict=True):  # type: ignore[call-overload]
+        for name, module in zip(net.probe_names, net, strict=True):
             dropout = isinstance(module, _DROPOUTS)
-            position += not dropout  # a dropout's output is its core layer's, masked
+            if not dropout:  # a dropout's output is the core layer's before it, masked
+                position += 1
             if name is None:
                 continue
             layer = seen[position]
