@@ -34,8 +34,8 @@ def groups(sizes: list[int]) -> list[list[int]]:
 
 def value_range(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Histogram range; histc's rule for a constant tensor: widen by one on each side."""
-    same = lo == hi
-    return torch.where(same, lo - 1, lo), torch.where(same, hi + 1, hi)
+    same = (lo == hi).to(lo.dtype)
+    return lo - same, hi + same
 
 
 def bincount(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -79,11 +79,11 @@ class Layout:
         """Each tensor flattened into its row of x, padded with its first value."""
         width = self.shape[1]
         if self.keep is None:  # no padding: one op
-            torch.cat([t.detach().reshape(1, width) for t in tensors], out=x)
+            torch.cat([t.reshape(1, width) for t in tensors], out=x)  # no graph: under no_grad
             return
         for row, tensor in enumerate(tensors):
             n = tensor.numel()
-            x[row, :n].view(tensor.shape).copy_(tensor.detach())
+            x[row, :n].view(tensor.shape).copy_(tensor)
             if n < width:
                 x[row, n:].fill_(x[row, 0])
 
@@ -100,9 +100,12 @@ class Layout:
         lo, hi = x.amin(dim=1), x.amax(dim=1)
         left, right = value_range(lo, hi)
         signs = torch.sign(x, out=work)
-        padding = self.pad * signs[:, 0]  # what the padding adds to the sign sums
-        balance = signs.sum(dim=1) - padding
-        nonzero = signs.abs_().sum(dim=1) - padding.abs_()
+        if self.keep is None:  # (small ops cost as much as passes here: none that are not needed)
+            balance, nonzero = signs.sum(dim=1), signs.abs_().sum(dim=1)
+        else:
+            padding = self.pad * signs[:, 0]  # what the padding adds to the sign sums
+            balance = signs.sum(dim=1) - padding
+            nonzero = signs.abs_().sum(dim=1) - padding.abs_()
         # Moments of x - left: the shift keeps E[d^2] - E[d]^2 from cancelling when |mean| >> std.
         d = torch.sub(x, left[:, None], out=work)
         if self.keep is not None:
