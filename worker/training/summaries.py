@@ -2,9 +2,8 @@
 
 Tensors are packed as the rows of one matrix, each padded to the longest with its first value,
 so a group of them costs the same few dozen ops however many it holds. A group's matrix and
-work buffers are kept for the next capture of the same shapes: on a CPU, fresh megabyte-sized
-tensors at every capture cost page faults that took as long as the arithmetic itself (seed
-study: half of a capture's time).
+work buffer are kept for the next capture of the same shapes, so that a capture makes no large
+allocation (on a CPU, each can mean fresh pages to fault in).
 """
 
 from __future__ import annotations
