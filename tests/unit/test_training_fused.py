@@ -57,8 +57,8 @@ FAMILIES = {
 }
 
 
-def make_spec(kind: str, fuse: bool, **training: Any) -> ExperimentSpec:
-    """600 digits, batch 64: 10 steps per epoch; two seeds as one group."""
+def make_spec(kind: str, fuse: bool, mode: str = "train", **training: Any) -> ExperimentSpec:
+    """600 digits, batch 64: 10 steps per epoch; two seeds as one group; probes in `mode`."""
     return ExperimentSpec.model_validate(
         {
             "name": "fused",
@@ -72,7 +72,7 @@ def make_spec(kind: str, fuse: bool, **training: Any) -> ExperimentSpec:
                 "fuse": fuse,
                 **training,
             },
-            "probes": {"every": 7, "mode": "train", "weights": True, "gradients": True},
+            "probes": {"every": 7, "mode": mode, "weights": True, "gradients": True},
         }
     )
 
@@ -86,24 +86,27 @@ def _histograms(sink: MemorySink) -> dict[tuple[str, int, str, str, int], Any]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "epochs", "optimizer"),
+    ("kind", "epochs", "optimizer", "mode"),
     [
         # Adam only where no bias feeds a BatchNorm: that bias's gradient is zero up to float
         # error, which Adam scales up to full steps, so its value (and the running mean, and
         # the test loss) is noise in either way of training.
-        ("mlp-no-bn", 30, {"name": "adam", "lr": 0.005}),
-        ("mlp", 30, {"name": "sgd", "lr": 0.05, "momentum": 0.9}),
-        ("cnn", 20, {"name": "sgd", "lr": 0.02, "momentum": 0.5}),
+        ("mlp-no-bn", 30, {"name": "adam", "lr": 0.005}, "train"),
+        ("mlp", 30, {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "train"),
+        ("cnn", 20, {"name": "sgd", "lr": 0.02, "momentum": 0.5}, "train"),
+        # Eval-mode probes: a stacked forward of their own, on BN's running statistics.
+        ("mlp", 10, {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "eval"),
+        ("cnn", 10, {"name": "sgd", "lr": 0.02, "momentum": 0.5}, "eval"),
     ],
 )
 def test_each_member_matches_member_by_member_training(
-    kind: str, epochs: int, optimizer: dict[str, Any]
+    kind: str, epochs: int, optimizer: dict[str, Any], mode: str
 ) -> None:
     fused, alone = MemorySink(), MemorySink()
-    spec = make_spec(kind, True, epochs=epochs, optimizer=optimizer)
+    spec = make_spec(kind, True, mode, epochs=epochs, optimizer=optimizer)
     assert applies(spec)
     train(spec, fused, device="cpu")
-    train(make_spec(kind, False, epochs=epochs, optimizer=optimizer), alone, device="cpu")
+    train(make_spec(kind, False, mode, epochs=epochs, optimizer=optimizer), alone, device="cpu")
     got, want = _metrics(fused), _metrics(alone)
     assert got.keys() == want.keys()
     steps = [k[3] for k in want if k[2] == "train_loss"]

@@ -15,6 +15,7 @@ from shared.spec import ExperimentSpec
 from worker.training import MemorySink, train
 from worker.training.__main__ import main
 from worker.training.config import TrainingConfig
+from worker.training.fused import applies
 
 # Flush (and checkpoint) after every step, so a stop can happen anywhere.
 EVERY_STEP = TrainingConfig(flush_every_s=0.0)
@@ -95,22 +96,23 @@ def test_variants_see_the_same_batches_in_lockstep() -> None:
     assert sink.series("a", "train_loss", 0) != sink.series("a", "train_loss", 1)
 
 
-def test_probes_do_not_change_training() -> None:
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("fuse", [False, True])
+def test_probes_do_not_change_training(mode: str, fuse: bool) -> None:
+    bn_dropout = {**MLP, "batchnorm": "before_activation"}
     variants = [
-        {"name": "drop", "model": {**MLP, "dropout": 0.3, "batchnorm": "before_activation"}}
+        {"name": "drop", "model": {**bn_dropout, "dropout": 0.3}},
+        {"name": "drop-less", "model": {**bn_dropout, "dropout": 0.1}},
     ]
+    training = {"seeds": [0, 1], "fuse": fuse}
     quiet, probed = MemorySink(), MemorySink()
-    train(make_spec(variants=variants, probes={"enabled": False}), quiet, device="cpu")
-    train(
-        make_spec(
-            variants=variants,
-            probes={"every": 1, "mode": "train", "weights": True, "gradients": True},
-        ),
-        probed,
-        device="cpu",
-    )
+    spec = make_spec(variants=variants, training=training, probes={"enabled": False})
+    assert applies(spec) == fuse
+    train(spec, quiet, device="cpu")
+    probes = {"every": 1, "mode": mode, "weights": True, "gradients": True}
+    train(make_spec(variants=variants, training=training, probes=probes), probed, device="cpu")
     assert not quiet.histograms and probed.histograms
-    assert metric_table(quiet) == metric_table(probed)
+    assert metric_table(quiet) == metric_table(probed)  # bit for bit
     kinds = {h.kind for h in probed.histograms}
     assert kinds == {"activation", "weight", "grad"}
     assert {h.step for h in probed.histograms} == set(range(1, 11))

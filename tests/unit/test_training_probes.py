@@ -8,10 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared.spec import CNNModel, MLPModel, ProbeSpec
+from shared.spec import CNNModel, ExperimentSpec, MLPModel, ProbeSpec
 from tests.unit.layers import batchnorm, linear
+from worker.training import MemorySink, train
+from worker.training.config import TrainingConfig
 from worker.training.models import Net, build_model
-from worker.training.probes import FINE_BINS, Prober
+from worker.training.probes import FINE_BINS, Outputs, Prober
 from worker.training.sink import QUANTILE_KEYS, HistogramCapture
 
 LEVELS = torch.tensor([float(k) / 100 for k in QUANTILE_KEYS], dtype=torch.float64)
@@ -21,11 +23,16 @@ def _net(**kwargs: object) -> Net:
     return build_model(MLPModel(hidden=[32, 16], **kwargs), (4,), 3, seed=0)
 
 
+def _probed(prober: Prober, net: Net, x: torch.Tensor) -> tuple[str, Net, Outputs]:
+    """What the loop hands a prober in eval mode: variant "v", its net, its layers' outputs."""
+    return ("v", net, prober.layer_outputs(net, x))
+
+
 def _capture(
     prober: Prober, net: Net, x: torch.Tensor, step: int = 10
 ) -> dict[tuple[str, str], HistogramCapture]:
     """The captures of one probe of `net`, by (layer, kind)."""
-    rows, decode = prober.finish([prober.capture(0, step, [("v", net, x)])])
+    rows, decode = prober.finish([prober.capture(0, step, [_probed(prober, net, x)])])
     return {(h.layer, h.kind): h for h in decode(rows.cpu().numpy())}
 
 
@@ -113,22 +120,28 @@ def test_weights_and_gradients_are_captured_by_canonical_name() -> None:
     assert bn_grad is not None and grad.stats["max"] == bn_grad.max().item()
 
 
-def test_train_mode_probe_leaves_running_stats_and_rng_untouched() -> None:
-    net = _net(batchnorm="before_activation", dropout=0.5)
-
-    def running_mean() -> torch.Tensor:
-        mean = batchnorm(net, "hidden1_bn").running_mean
-        assert mean is not None
-        return mean
-
-    before, x = running_mean().clone(), torch.randn(64, 4) + 3
-    torch.manual_seed(5)
-    Prober(ProbeSpec(mode="train")).capture(0, 1, [("v", net, x)])
-    assert torch.equal(running_mean(), before)
-    drawn = torch.rand(4)
-    torch.manual_seed(5)
-    assert torch.equal(torch.rand(4), drawn)
-    assert net.training
+def test_train_mode_captures_the_updates_own_forward() -> None:
+    """Step 1's capture is what the layers saw before the first update: BN output standardised."""
+    spec = ExperimentSpec.model_validate(
+        {
+            "name": "own-forward",
+            "dataset": {"name": "digits", "train_size": 256, "test_size": 64},
+            "variants": [{"name": "bn", "model": {"kind": "mlp", "hidden": [16], "batchnorm":
+                          "before_activation", "dropout": 0.5}}],
+            "training": {"epochs": 1, "batch_size": 128, "optimizer": {"name": "sgd", "lr": 1.0}},
+            "probes": {"every": 1, "mode": "train"},
+        }
+    )  # fmt: skip
+    sink = MemorySink()
+    train(spec, sink, device="cpu", config=TrainingConfig())
+    captured = {(h.layer, h.step): h.stats for h in sink.histograms}
+    # BN's weight 1 and bias 0 until the first update (lr 1 would move them far from that).
+    bn = captured[("hidden1.bn", 1)]
+    assert bn["mean"] == pytest.approx(0.0, abs=1e-6) and bn["std"] == pytest.approx(1.0, rel=1e-3)
+    assert captured[("hidden1.bn", 2)]["mean"] != pytest.approx(0.0, abs=1e-3)
+    # Dropout at 0.5 zeroes about half of what it sees, on top of ReLU's zeros.
+    act, drop = captured[("hidden1.act", 1)], captured[("hidden1.dropout", 1)]
+    assert drop["zero_fraction"] > act["zero_fraction"] + 0.2
 
 
 def test_captures_finished_together_or_apart_report_the_same() -> None:
@@ -138,11 +151,12 @@ def test_captures_finished_together_or_apart_report_the_same() -> None:
         linear(after, "hidden1_linear").weight.mul_(1.5)
     states = [(1, before), (2, after)]
     together, apart = Prober(ProbeSpec()), Prober(ProbeSpec())
-    rows, decode = together.finish([together.capture(0, s, [("v", n, x)]) for s, n in states])
+    captures = [together.capture(0, s, [_probed(together, n, x)]) for s, n in states]
+    rows, decode = together.finish(captures)
     batched = decode(rows.numpy())
     alone = []
     for step, net in states:
-        rows, decode = apart.finish([apart.capture(0, step, [("v", net, x)])])
+        rows, decode = apart.finish([apart.capture(0, step, [_probed(apart, net, x)])])
         alone += decode(rows.numpy())
     assert [(h.layer, h.step, h.stats) for h in batched] == [
         (h.layer, h.step, h.stats) for h in alone
@@ -178,9 +192,6 @@ def test_the_api_probe_cap_counts_exactly_the_histograms_training_stores() -> No
     from shared.config import Settings
     from shared.datasets import CATALOG
     from shared.shapes import describe_model
-    from shared.spec import ExperimentSpec
-    from worker.training import MemorySink, train
-    from worker.training.config import TrainingConfig
 
     spec = ExperimentSpec.model_validate(
         {

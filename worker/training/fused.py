@@ -5,8 +5,10 @@ net's step is Python and dispatch. Here the members of one shape (stacked.Family
 batched step together, and each member sees exactly what it would alone: its seed's data order,
 and dropout masks drawn from its seed's generator in the order the member-by-member loop draws
 them (variant after variant, layer after layer), so on the CPU each member's losses, metrics and
-histograms equal member-by-member training's to float tolerance. Probes, evaluations and curves
-run on each member's own net, refreshed from the stacked tensors when they are due.
+histograms equal member-by-member training's to float tolerance. Probed layer outputs are
+split per member from a stacked forward (the update's own in train mode, one more in eval
+mode); weight and gradient probes, evaluations and curves run on each member's own net,
+refreshed from the stacked tensors when they are due.
 
 Specs it cannot hold (noisy BatchNorm, the optimisation probes, `training.fuse: false`, or no
 two members of one shape) take the member-by-member loop.
@@ -23,10 +25,10 @@ import torch
 from shared.spec import ExperimentSpec
 from shared.status import RunStatus
 from worker.training.lockstep import Member, build_members
-from worker.training.models import build_group, derive_seed
-from worker.training.probes import Prober
+from worker.training.models import Net, build_group, derive_seed
+from worker.training.probes import Outputs, Prober
 from worker.training.recorder import Recorder
-from worker.training.stacked import Drop, Family, member_drops, net_signature
+from worker.training.stacked import Drop, Family, Seen, member_drops, net_signature
 
 if TYPE_CHECKING:
     from worker.training.loop import _Seed, _Trainer
@@ -147,6 +149,9 @@ class FusedGroup:
         batch = None if t.spe == 1 else [o[k * t.batch : (k + 1) * t.batch] for o in self.orders]
         masks = self._masks(t.batch if batch is None else len(batch[0]))
         gathered: dict[Any, torch.Tensor] = {}  # each seed's batch, gathered once per source
+        due = [run for run in self.runs if run.prober.due(step)]
+        from_step = bool(due) and t.spec.probes.mode == "train"  # the update's own forward
+        seen: dict[Any, list[Seen]] = {}
         for key, family in self.families.items():
             normalize = key[0]
             data = t.normalized if normalize else t.data
@@ -159,14 +164,17 @@ class FusedGroup:
                 x = self._gather(gathered, normalize, data.x_train, batch, rows)
                 y = self._gather(gathered, None, t.data.y_train, batch, rows)
             family.optimizer.zero_grad(set_to_none=True)
-            out = family.forward(x, masks.get(key, {}), train=True)
+            seen[key] = []
+            out = family.forward(x, masks.get(key, {}), True, seen[key] if from_step else None)
             losses = self._losses(out, y)
             losses.sum().backward()
             family.optimizer.step()
             self.pending[key].append(losses.detach())
-        due = [run for run in self.runs if run.prober.due(step)]
+            if due and not from_step:
+                with torch.no_grad():  # eval mode: one stacked forward after the update
+                    family.forward(x, {}, False, seen[key])
         if due:
-            self._capture(due, batch, step)
+            self._capture(due, seen, step)
         if step % _check_every() == 0:
             self._drain()
             self._check_divergence()
@@ -238,24 +246,20 @@ class FusedGroup:
             return (batch, out_shape[0], *(1,) * (len(out_shape) - 1))
         return (batch, *out_shape)
 
-    def _inputs(self, index: int, member: Member, batch: list[torch.Tensor] | None) -> torch.Tensor:
-        data = self.t.normalized if member.normalize else self.t.data
-        return data.x_train if batch is None else data.x_train.index_select(0, batch[index])
-
-    def _capture(self, due: list[_Seed], batch: list[torch.Tensor] | None, step: int) -> None:
-        """Probe each due seed's members on their own nets, as the member-by-member loop does."""
-        for family in self.families.values():
-            family.unstack(grads=self.t.spec.probes.gradients)
+    def _capture(self, due: list[_Seed], seen: dict[Any, list[Seen]], step: int) -> None:
+        """Probe each due seed's members, their layer outputs split from the stacked forward."""
+        probes = self.t.spec.probes
+        if probes.weights or probes.gradients:  # read from each member's own net
+            for family in self.families.values():
+                family.unstack(grads=probes.gradients)
+        probed: dict[int, list[tuple[str, Net, Outputs]]] = {run.index: [] for run in due}
+        for index, member, key, slot_index, _ in self.where:  # each seed's variants in order
+            if index in probed and self._is_active(index, member):
+                outputs = self.families[key].member_outputs(seen[key], slot_index)
+                probed[index].append((member.name, member.net, outputs))
         for run in due:
-            if self.t.spec.probes.mode == "train":  # the probe's dropout draws from this seed
-                _set_global_rng(self.drop_gens[run.index], self.t.device)
-            batches = [
-                (m.name, m.net, self._inputs(run.index, m, batch))
-                for m in run.members
-                if self._is_active(run.index, m)
-            ]
             seed = self.t.spec.training.seeds[run.index]
-            run.recorder.capture(run.prober.capture(seed, step, batches))
+            run.recorder.capture(run.prober.capture(seed, step, probed[run.index]))
 
     def _drain(self) -> None:
         """Hand the stacked losses to each seed's recorder, one value per active member."""
@@ -355,13 +359,6 @@ class FusedGroup:
             self.drop_gens[run.index].set_state(drop)
             run.prober.load_state_dict(probes, device)
             run.recorder.start_at(self.epoch * self.t.spe + self.step_in_epoch + 1)
-
-
-def _set_global_rng(generator: torch.Generator, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(generator.get_state(), device)
-    else:
-        torch.set_rng_state(generator.get_state())
 
 
 def _check_every() -> int:

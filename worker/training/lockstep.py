@@ -98,13 +98,23 @@ def loss_function(task: str) -> Any:
     return F.cross_entropy if task == "classification" else F.mse_loss
 
 
-def train_step(member: Member, x: torch.Tensor, y: torch.Tensor, loss_fn: Any) -> torch.Tensor:
-    """One optimizer update; returns the loss on the device (no host synchronisation)."""
+def train_step(
+    member: Member, x: torch.Tensor, y: torch.Tensor, loss_fn: Any, probe: bool = False
+) -> tuple[torch.Tensor, list[tuple[str, torch.Tensor]]]:
+    """One optimizer update: the loss on the device (no host synchronisation), and if `probe`,
+    every probed layer's output in this update's forward (detached), else an empty list."""
     member.optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(member.net(x), y)
+    outputs: list[tuple[str, torch.Tensor]] = []
+    if probe:
+        out, seen = member.net.forward_with_outputs(x)
+        # Detached, the outputs keep only their own memory, not the graph, once backward is done.
+        outputs = [(name, t.detach()) for name, t in seen]
+    else:
+        out = member.net(x)
+    loss = loss_fn(out, y)
     loss.backward()
     member.optimizer.step()
-    return loss.detach()
+    return loss.detach(), outputs
 
 
 @torch.no_grad()

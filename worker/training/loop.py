@@ -178,12 +178,19 @@ class _Trainer:
                 x = data.x_train
                 inputs[m.normalize] = x if index is None else x.index_select(0, index)
         y = self.data.y_train if index is None else self.data.y_train.index_select(0, index)
+        due = run.prober.due(step)
+        from_step = due and self.spec.probes.mode == "train"  # the update's own forward
+        probed = []
         for m in active:
-            run.recorder.loss(m.name, train_step(m, inputs[m.normalize], y, self.loss_fn))
-        if run.prober.due(step):
-            batches = [(m.name, m.net, inputs[m.normalize]) for m in active]
+            loss, outputs = train_step(m, inputs[m.normalize], y, self.loss_fn, from_step)
+            run.recorder.loss(m.name, loss)
+            if due:
+                if not from_step:
+                    outputs = run.prober.layer_outputs(m.net, inputs[m.normalize])
+                probed.append((m.name, m.net, outputs))
+        if due:
             seed = self.spec.training.seeds[run.index]
-            run.recorder.capture(run.prober.capture(seed, step, batches))
+            run.recorder.capture(run.prober.capture(seed, step, probed))
         if run.optics is not None and run.optics.due(step):
             run.optics.measure(step, active, inputs, y, run.recorder)
         if step % CHECK_EVERY == 0:

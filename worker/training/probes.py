@@ -23,19 +23,20 @@ import torch
 from shared.spec import ProbeSpec
 from worker.training.models import Net
 from worker.training.sink import QUANTILE_KEYS, HistogramCapture
+from worker.training.summaries import Layout, groups, value_range
 
 QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 # Quantile levels of the Wasserstein-1 estimate: W1 = integral over u of |F^-1(u) - G^-1(u)|.
 DRIFT_LEVELS = 65
 # Resolution of the histogram that quantiles are read from (rounded up to a multiple of bins).
 FINE_BINS = 2048
-# A group of tensors costs a fixed few dozen small ops; padding a tensor with up to this many
-# values is cheaper than giving it a group of its own.
-PAD_LIMIT = 1 << 17
+# Layouts kept at most (one per shape of capture seen).
+MAX_LAYOUTS = 8
 # Report row: min, max, mean, std, zero count, quantiles, drift, then edges and counts.
 HEAD = 5 + len(QUANTILES) + 1
 
 Key = tuple[str, str, str]  # variant, layer, kind
+Outputs = list[tuple[str, torch.Tensor]]  # probed layer outputs by canonical name
 
 
 @dataclass(frozen=True)
@@ -50,48 +51,10 @@ class PendingCapture:
     histogram: torch.Tensor  # (k, fine)
 
 
-def _groups(sizes: list[int]) -> list[list[int]]:
-    """Indices grouped largest first; a tensor joins a group when padding it is cheap enough."""
-    groups: list[list[int]] = []
-    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        if groups and sizes[groups[-1][0]] - sizes[index] <= PAD_LIMIT:
-            groups[-1].append(index)
-        else:
-            groups.append([index])
-    return groups
-
-
-def _pack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Flattened tensors as rows of one float32 matrix, each padded with its first value."""
-    width = tensors[0].numel()
-    packed = torch.empty(len(tensors), width, dtype=torch.float32, device=tensors[0].device)
-    for row, tensor in enumerate(tensors):
-        flat = tensor.detach().reshape(-1)
-        packed[row, : flat.numel()] = flat
-        if flat.numel() < width:
-            packed[row, flat.numel() :] = flat[0]
-    return packed
-
-
-def _bincount(index: torch.Tensor, size: int) -> torch.Tensor:
-    """How often each of 0..size-1 occurs in index (which lies in that range), as float64."""
-    if index.device.type == "cpu":
-        return torch.bincount(index, minlength=size).double()  # faster than index_add_ on a CPU
-    # bincount on CUDA reads the maximum back to the host; index_add_ stays on the device.
-    ones = torch.ones((), dtype=torch.float64, device=index.device).expand(len(index))
-    return torch.zeros(size, dtype=torch.float64, device=index.device).index_add_(0, index, ones)
-
-
-def _range(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Histogram range; histc's rule for a constant tensor: widen by one on each side."""
-    same = lo == hi
-    return torch.where(same, lo - 1, lo), torch.where(same, hi + 1, hi)
-
-
 def _order_statistics(
     histogram: torch.Tensor, left: torch.Tensor, width: torch.Tensor, rank: torch.Tensor
 ) -> torch.Tensor:
-    """Values of the given ranks: a bin's values are taken as evenly spread across it."""
+    """Values of the given ranks (n, m): a bin's values are taken as evenly spread across it."""
     cumulative = histogram.cumsum(dim=1)
     index = torch.searchsorted(cumulative, rank + 1).clamp_(max=histogram.shape[1] - 1)
     in_bin = histogram.gather(1, index)
@@ -112,41 +75,29 @@ class Prober:
         trapezoid = torch.full((DRIFT_LEVELS,), 1.0 / (DRIFT_LEVELS - 1), dtype=torch.float64)
         trapezoid[[0, -1]] /= 2  # trapezoid rule over u in [0, 1]
         self._trapezoid = trapezoid
-        self._layouts: dict[tuple[tuple[int, ...], str], dict[str, torch.Tensor]] = {}
+        self._layouts: dict[tuple[tuple[int, ...], str], Layout] = {}
 
     def due(self, step: int) -> bool:
         """Whether a capture is taken after update `step`."""
         return self.spec.enabled and step % self.spec.every == 0
 
     @torch.no_grad()
-    def layer_outputs(self, net: Net, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        """Every probed layer's output on x, in the spec's mode, leaving training unperturbed."""
+    def layer_outputs(self, net: Net, x: torch.Tensor) -> Outputs:
+        """Every probed layer's output on x in eval mode (train mode takes the step's own)."""
         was_training = net.training
-        if self.spec.mode == "eval":
-            net.eval()
-            _, outputs = net.forward_with_outputs(x)
-        else:
-            # Train mode would advance BN running stats and the dropout RNG: undo both.
-            saved = [b.clone() for b in net.buffers()]
-            devices = [x.device] if x.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices, device_type=x.device.type):
-                net.train()
-                _, outputs = net.forward_with_outputs(x)
-            for buffer, value in zip(net.buffers(), saved, strict=True):
-                buffer.copy_(value)
+        net.eval()
+        _, outputs = net.forward_with_outputs(x)
         net.train(was_training)
         return outputs
 
     @torch.no_grad()
     def capture(
-        self, seed: int, step: int, variants: list[tuple[str, Net, torch.Tensor]]
+        self, seed: int, step: int, variants: list[tuple[str, Net, Outputs]]
     ) -> PendingCapture:
-        """Summaries of every probed tensor of every (name, net, input batch) given."""
+        """Summaries of every probed tensor of every (name, net, its probed layer outputs) given."""
         tensors: list[tuple[Key, torch.Tensor]] = []
-        for variant, net, x in variants:
-            tensors += [
-                ((variant, name, "activation"), t) for name, t in self.layer_outputs(net, x)
-            ]
+        for variant, net, outputs in variants:
+            tensors += [((variant, name, "activation"), t) for name, t in outputs]
             if self.spec.weights:
                 tensors += [((variant, name, "weight"), p) for name, p in net.named_weights()]
             if self.spec.gradients:
@@ -156,54 +107,23 @@ class Prober:
                     if p.grad is not None
                 ]
         keys, counts, moments, histograms = [], [], [], []
-        for group in _groups([t.numel() for _, t in tensors]):
+        for group in groups([t.numel() for _, t in tensors]):
             keys += [tensors[i][0] for i in group]
             lengths = [tensors[i][1].numel() for i in group]
             counts += lengths
-            summary = self._summarize(_pack([tensors[i][1] for i in group]), lengths)
+            layout = self._layout(lengths, tensors[group[0]][1].device)
+            summary = layout.summarize([tensors[i][1] for i in group])
             moments.append(summary[0])
             histograms.append(summary[1])
         return PendingCapture(seed, step, keys, counts, torch.cat(moments), torch.cat(histograms))
 
-    def _layout(self, lengths: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+    def _layout(self, lengths: list[int], device: torch.device) -> Layout:
         key = (tuple(lengths), str(device))
         if key not in self._layouts:
-            n = torch.tensor(lengths)
-            starts = torch.arange(len(lengths)) * self._fine
-            self._layouts[key] = {
-                name: t.to(device)
-                for name, t in {
-                    "pad": (max(lengths) - n).float(),
-                    "keep": (torch.arange(max(lengths))[None, :] < n[:, None]).float(),
-                    "starts": starts,
-                    "offsets": starts[:, None].float(),
-                }.items()
-            }
+            if len(self._layouts) >= MAX_LAYOUTS:  # shapes seen once (a partial batch) go too
+                self._layouts.clear()
+            self._layouts[key] = Layout(lengths, self._fine, device)
         return self._layouts[key]
-
-    def _summarize(self, x: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Moments and fine histogram of each row of x; row i holds lengths[i] values + padding.
-
-        Padding repeats a row's first value, so min and max are right; its share of the sign
-        sums and of bin 0 (it becomes d = 0 there) is taken back out.
-        """
-        k, fine = len(x), self._fine
-        c = self._layout(lengths, x.device)
-        lo, hi = x.amin(dim=1), x.amax(dim=1)
-        left, right = _range(lo, hi)
-        # Moments of x - left: the shift keeps E[d^2] - E[d]^2 from cancelling when |mean| >> std.
-        d = (x - left[:, None]).mul_(c["keep"])  # a float mask: masked_fill_ is 10x slower
-        signs = x.sign()
-        pad, pad_sign = c["pad"], signs[:, 0]
-        moments = [lo, hi, d.sum(dim=1), (d * d).sum(dim=1), signs.sum(dim=1) - pad * pad_sign]
-        moments.append(signs.abs_().sum(dim=1) - pad * pad_sign.abs())
-        # Bins are computed elementwise and counted on the device: histc's automatic range would
-        # read min and max back to the host, and NaN (a diverging run) must not index anything.
-        d.mul_((fine / (right - left))[:, None]).floor_()
-        torch.nan_to_num_(d, nan=0.0, posinf=fine - 1, neginf=0.0).clamp_(0, fine - 1)
-        histogram = _bincount(d.add_(c["offsets"]).int().view(-1), k * fine)
-        histogram.index_add_(0, c["starts"], -pad.double())
-        return torch.stack(moments, dim=1).double(), histogram.view(k, fine)
 
     @torch.no_grad()
     def finish(
@@ -219,13 +139,15 @@ class Prober:
         zeros, negative = n - nonzero, (nonzero - balance) / 2
         mean_d = sum_d / n
         std = (sum_d2 / n - mean_d**2).clamp_(min=0).sqrt()
-        left, right = _range(lo, hi)
+        left, right = value_range(lo, hi)
         # torch.quantile's linear interpolation between the order statistics around q (n - 1).
         position = self._levels.to(device) * (n[:, None] - 1)
         low, high = position.floor(), position.ceil()
         width = (right - left) / self._fine
-        below = _order_statistics(histogram, left, width, low)
-        grid = below + (_order_statistics(histogram, left, width, high) - below) * (position - low)
+        # Both neighbours in one call: the cumulative histogram is the largest thing made here.
+        ranks = torch.cat([low, high], dim=1)
+        below, above = _order_statistics(histogram, left, width, ranks).chunk(2, dim=1)
+        grid = below + (above - below) * (position - low)
         in_zeros = (low >= negative[:, None]) & (high < (negative + zeros)[:, None])
         grid = torch.where(in_zeros, 0.0, grid)
         grid = torch.where((lo == hi)[:, None], lo[:, None], grid)
@@ -265,24 +187,28 @@ class Prober:
     ) -> list[HistogramCapture]:
         """Histogram captures from the host copy of finish's rows; NaN or inf rows are dropped."""
         bins, out = self.spec.bins, []
-        rows = iter(zip(host.reshape(len(has_previous), -1), has_previous, strict=True))
+        table = host.reshape(len(has_previous), -1)
+        # Drift is NaN by design where there is no previous grid; anything else non-finite is not.
+        drift_ok = ~np.array(has_previous, dtype=bool) | np.isfinite(table[:, HEAD - 1])
+        finite = np.isfinite(np.delete(table, HEAD - 1, axis=1)).all(axis=1) & drift_ok
+        # Whole blocks to Python values at once: per-row conversions dominated decoding.
+        heads, edges = table[:, :HEAD].tolist(), table[:, HEAD : HEAD + bins + 1].tolist()
+        counts = np.rint(table[:, HEAD + bins + 1 :]).astype(np.int64).tolist()
+        row = -1
         for capture in pending:
             for (variant, layer, kind), count in zip(capture.keys, capture.counts, strict=True):
-                row, previous = next(rows)
-                head = row[:HEAD] if previous else row[: HEAD - 1]
-                if not (np.isfinite(head).all() and np.isfinite(row[HEAD:]).all()):
+                row += 1
+                if not finite[row]:
                     continue
-                lo, hi, mean, std, zeros = (float(v) for v in row[:5])
+                lo, hi, mean, std, zeros, *quantiles, drift = heads[row]
                 stats = {
                     "count": count, "mean": mean, "std": std, "min": lo, "max": hi,
-                    "quantiles": dict(zip(QUANTILE_KEYS, row[5 : HEAD - 1].tolist(), strict=True)),
+                    "quantiles": dict(zip(QUANTILE_KEYS, quantiles, strict=True)),
                     "zero_fraction": zeros / count,
-                    "drift": float(row[HEAD - 1]) if previous else None,
+                    "drift": drift if has_previous[row] else None,
                 }  # fmt: skip
-                edges = row[HEAD : HEAD + bins + 1].tolist()
-                counts = [round(c) for c in row[HEAD + bins + 1 :].tolist()]
                 out.append(HistogramCapture(variant, capture.seed, layer, kind, capture.step,
-                                            edges, counts, stats))  # fmt: skip
+                                            edges[row], counts[row], stats))  # fmt: skip
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -67,6 +67,15 @@ class Drop:
     p: float
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One core layer's output in a stacked forward: before and after the dropout masks."""
+
+    core: torch.Tensor
+    masked: torch.Tensor
+    packed: bool  # (batch, members x channels, h, w) rather than (members, batch, ...)
+
+
 def member_drops(net: nn.Module) -> list[Drop]:
     """A member's dropouts in forward order, each placed after the core layer it follows."""
     drops, core = [], -1
@@ -134,8 +143,17 @@ class Family:
             group["foreach"] = True  # a few stacked tensors: one dispatch per op, not per tensor
         self.scheduler = make_scheduler(self.optimizer, spec.schedule, epochs)
 
-    def forward(self, x: torch.Tensor, masks: dict[int, torch.Tensor], train: bool) -> torch.Tensor:
-        """Outputs (members, batch, outputs) of x (members, batch, ...); masks by core layer."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        masks: dict[int, torch.Tensor],
+        train: bool,
+        seen: list[Seen] | None = None,
+    ) -> torch.Tensor:
+        """Outputs (members, batch, outputs) of x (members, batch, ...); masks by core layer.
+
+        Given a list, each core layer's output is appended to it (detached), as a Seen.
+        """
         m, b = x.shape[0], x.shape[1]
         packed = False  # (batch, members x channels, h, w) once a conv has run
         h = x
@@ -175,10 +193,33 @@ class Family:
                 h = flat if packed else flat.view(b, m, -1).transpose(0, 1)
             else:  # activation or pool: per element or per channel, in either layout
                 h = module(h)
+            core = h
             mask = masks.get(position)
             if mask is not None:
                 h = h * mask
+            if seen is not None:
+                seen.append(Seen(core.detach(), h.detach(), packed))
         return h
+
+    def member_outputs(self, seen: list[Seen], index: int) -> list[tuple[str, torch.Tensor]]:
+        """Member `index`'s probed layer outputs from forward's `seen`, by its net's names."""
+        net = self.members[index].net
+        outputs, position = [], -1
+        for name, module in zip(net.probe_names, net, strict=True):
+            dropout = isinstance(module, _DROPOUTS)
+            if not dropout:  # a dropout's output is the core layer's before it, masked
+                position += 1
+            if name is None:
+                continue
+            layer = seen[position]
+            t = layer.masked if dropout else layer.core
+            if layer.packed:  # (batch, members x channels, h, w)
+                channels = t.shape[1] // self.size
+                t = t[:, index * channels : (index + 1) * channels]
+            else:
+                t = t[index]
+            outputs.append((name, t))
+        return outputs
 
     @torch.no_grad()
     def unstack(self, grads: bool = False) -> None:
