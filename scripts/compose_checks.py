@@ -17,9 +17,10 @@ import httpx
 log = logging.getLogger("compose-smoke")
 
 PRESET = "seed-bn-mlp"
-# One epoch of the two: the study as it is, in half the time (CI runs this after `make test`).
-OVERRIDES = {"training": {"epochs": 1}}
-STOP_AT_PROGRESS = 0.2  # both experiments at least this far when the workers are stopped
+# Long enough that, on a quiet machine, the workers are stopped well before either finishes
+# (one epoch of two took 3 s there, and finished between two looks); a few minutes when loaded.
+OVERRIDES = {"training": {"epochs": 10}}
+STOP_AT_PROGRESS = 0.1  # both experiments at least this far when the workers are stopped
 
 
 class ComposeLike(Protocol):
@@ -105,7 +106,12 @@ def exercise(compose: ComposeLike, client: httpx.Client) -> None:
             e["status"] == "running" and e["progress"] >= STOP_AT_PROGRESS for e in found.values()
         )
 
-    until(f"both experiments running, each at {STOP_AT_PROGRESS:.0%} or more", both_under_way, 900)
+    until(
+        f"both experiments running, each at {STOP_AT_PROGRESS:.0%} or more",
+        both_under_way,
+        900,
+        every=0.5,
+    )
     seen = takers(compose)
     for container, received in seen.items():
         log.info("%s took work: %s", container, received[0])

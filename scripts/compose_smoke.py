@@ -5,9 +5,9 @@ the images (pulled, or made from Debian where no registry answers: scripts/compo
 the bnlab image, built once with the build arguments this machine needs; a token by
 `run --rm api bnlab tokens create`; the deployment up from docker-compose.yml plus
 scripts/compose-smoke/override.yml (only this machine's constraints), with two workers; two
-seed studies (seed-bn-mlp, one epoch of its two) trained, one by each worker; both workers
-stopped mid-training and started again; both experiments succeed, resumed, with every metric
-step once; a plot read; `down -v` leaves no container, volume or network.
+seed studies (seed-bn-mlp at 10 epochs, to be stopped mid-training) trained, one by each
+worker; both workers stopped mid-training and started again; both experiments succeed,
+resumed, with every metric step once; a plot read; `down -v` leaves no container, volume or network.
 State and logs: .compose-smoke/ (logs/compose.log).
 """
 
