@@ -11,6 +11,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,11 @@ Task = Literal["classification", "regression"]
 
 # Per socket operation: a mirror behind a black hole must not hold a worker for minutes.
 DOWNLOAD_TIMEOUT_S = 10.0
+# After a failed download, the same data set is not tried again for this long (per process and
+# target folder): where packets to the mirrors are dropped rather than refused, every attempt
+# waits out the timeout for each mirror, and a worker would pay that on every experiment.
+DOWNLOAD_RETRY_S = 300.0
+_failed_downloads: dict[Path, tuple[float, str]] = {}
 # Where Debian's `dataset-fashion-mnist` package puts the files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -256,10 +262,18 @@ def locate(name: str, sources: DataSources) -> Located:
     if not sources.allow_download:
         raise DatasetUnavailable(missing_message(info, sources))
     target = sources.download_dir / info.name
+    failed = _failed_downloads.get(target)
+    if failed is not None and time.monotonic() - failed[0] < DOWNLOAD_RETRY_S:
+        wait = DOWNLOAD_RETRY_S - (time.monotonic() - failed[0])
+        raise DatasetUnavailable(
+            f"{missing_message(info, sources)} ({failed[1]}; not tried again for {wait:.0f} s)"
+        )
     try:
         mirrors = _download(info, target, DOWNLOAD_TIMEOUT_S)
     except DatasetUnavailable as exc:
+        _failed_downloads[target] = (time.monotonic(), str(exc))
         raise DatasetUnavailable(f"{missing_message(info, sources)} ({exc})") from exc
+    _failed_downloads.pop(target, None)
     return Located(target, "download", ", ".join(mirrors) or str(target))
 
 

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +198,30 @@ def test_the_core_imports_no_settings_database_or_queue() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_failed_download_is_not_tried_again_at_once(
+    tmp_path: Path, mirror: str, no_debian: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where packets are dropped, each try waits out the timeout: the next experiment must not.
+    import shared.datasets
+
+    CATALOG["mnist"] = dataclasses.replace(CATALOG["mnist"], mirrors=("http://127.0.0.1:9/",))
+    put_files(tmp_path, "fashion-mnist")
+    tried: list[str] = []
+    fetch = shared.datasets._fetch_checked
+
+    def counted(url: str, *rest: Any) -> None:
+        tried.append(url)
+        fetch(url, *rest)
+
+    monkeypatch.setattr(shared.datasets, "_fetch_checked", counted)
+    sources = DataSources(tmp_path / "data", tmp_path, True)
+    for _ in range(2):
+        _, choice = resolve_dataset(MNIST, sources)
+        assert choice.used == "fashion-mnist"
+    assert len(tried) == 1
+    assert choice.reason is not None and "not tried again for" in choice.reason
+    monkeypatch.setattr(shared.datasets, "DOWNLOAD_RETRY_S", 0.0)
+    resolve_dataset(MNIST, sources)
+    assert len(tried) == 2
