@@ -79,6 +79,7 @@ def roll_up(session: Session, experiment: Experiment) -> ExperimentStatus:
             select(SeedGroup)
             .where(SeedGroup.experiment_id == experiment.id)
             .order_by(SeedGroup.position)
+            .execution_options(populate_existing=True)  # as they are now, not as first loaded
         )
     )
     status = rolled_up(g.status for g in groups)

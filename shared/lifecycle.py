@@ -74,8 +74,14 @@ def _lock(session: Session, experiment_id: uuid.UUID) -> Experiment:
     Every transition of a group takes its experiment's lock first, so two groups finishing at
     once roll the experiment up one after the other, each seeing the other's outcome.
     """
+    # populate_existing: the caller may hold this experiment (and its groups) loaded before the
+    # lock was granted, as the API does; their attributes must be the row as it is now, or a
+    # cancel that waited for a finishing worker would roll a stale "running" back over it.
     return session.execute(
-        select(Experiment).where(Experiment.id == experiment_id).with_for_update()
+        select(Experiment)
+        .where(Experiment.id == experiment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
 
 

@@ -243,3 +243,30 @@ def test_a_group_whose_step_stops_advancing_is_requeued_as_a_loss(session: Sessi
     assert group_of(session, experiment_id).step is None, "no step of this attempt yet"
     loading = lambda slowest, training: 0.0 if training else 60.0  # noqa: E731
     assert lifecycle.requeue_stalled(session, loading, max_losses=3) == []
+
+
+def test_a_cancel_that_waited_for_the_finish_does_not_undo_it(
+    pg_databases: PostgresDatabases,
+) -> None:
+    # The API loads the experiment and its groups (running), then waits for the row lock while
+    # the worker's finish (cancelled) commits: it must see the finish, not roll "running" back.
+    url = pg_databases.create()
+    upgrade_and_diff(url)
+    engine = make_engine(url)
+    make = sessionmaker(engine, expire_on_commit=False)
+    with make() as worker, make() as api:
+        experiment_id = queued(worker)
+        group_id = only_group(worker, experiment_id)
+        lifecycle.claim(worker, group_id, ME)
+        worker.commit()
+        loaded = api.get_one(Experiment, experiment_id)
+        assert [g.status for g in loaded.groups] == [ExperimentStatus.running]
+        lifecycle.request_cancel(api, loaded)  # the first cancel: the worker is told
+        api.commit()
+        assert lifecycle.finish(worker, group_id, ME, cancelled=True, outcomes=[]) == "cancelled"
+        worker.commit()
+        with pytest.raises(Conflict, match="already finished"):  # the second cancel, stale
+            lifecycle.request_cancel(api, loaded)
+        api.rollback()
+        assert reread(api, experiment_id).status == ExperimentStatus.cancelled
+    engine.dispose()
