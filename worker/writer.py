@@ -57,7 +57,8 @@ class Writer:
     def _raise(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
-            raise RuntimeError("writing to the database failed") from error
+            # The cause in the message too: the experiment's error shows this line alone.
+            raise RuntimeError(f"writing to the database failed: {error!r}") from error
 
     def _run(self) -> None:
         while True:
