@@ -35,6 +35,7 @@ class FinishWatch:
     def __init__(self, url: str) -> None:
         self.url = url
         self.marker = finish_signal.marker(url)
+        self.postgres = make_url(url).get_backend_name() == "postgresql"
         self.waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listener: threading.Thread | None = None
@@ -47,7 +48,7 @@ class FinishWatch:
         after timeout_s without it."""
         if self.marker is not None:
             return await self._wait_marker(timeout_s)
-        if make_url(self.url).get_backend_name() != "postgresql":
+        if not self.postgres:
             await asyncio.sleep(timeout_s)  # no signal to hear: the caller's re-check decides
             return False
         self._listen()

@@ -12,6 +12,7 @@ on the machine hits both sides alike; medians and minimums are printed side by s
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -192,8 +193,6 @@ def report(
 
 
 def _redis_url() -> str:
-    import os
-
     return os.environ.get("BNLAB_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/") + "/14"
 
 

@@ -96,7 +96,12 @@ def get_experiment(
 WAIT_RECHECK_S = 1.0
 
 
-@router.get("/{experiment_id}/wait", response_model=ExperimentPublic, responses={404: {}})
+@router.get(
+    "/{experiment_id}/wait",
+    operation_id="experiments-wait",
+    response_model=ExperimentPublic,
+    responses={404: {}},
+)
 async def wait_for_experiment(
     experiment_id: uuid.UUID,
     session: SessionDep,
