@@ -56,7 +56,7 @@ class DatabaseSink:
         timings: Timings | None = None,
     ) -> None:
         self.url = settings.resolved_database_url
-        # Time spent here, on the training thread: what the service adds to training itself.
+        # Where this delivery spends its time, on the training thread and the writer's.
         self.timings = timings or Timings()
         self.group_id = group_id
         self.worker = worker
