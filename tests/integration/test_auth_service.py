@@ -28,7 +28,9 @@ def test_stack_token_comes_from_the_cli(pg_stack: Stack) -> None:
         text=True,
         check=True,
     )
-    assert "stack-owner" in listed.stdout and pg_stack.token.split("_")[-1] not in listed.stdout
+    # bnlab_<hex id>_<secret>; the secret is URL-safe base64, which may itself hold "_".
+    secret = pg_stack.token.split("_", 2)[2]
+    assert "stack-owner" in listed.stdout and secret not in listed.stdout
     assert pg_stack.request("GET", "/session") == (200, {"owner": "stack-owner", "auth": True})
 
 
