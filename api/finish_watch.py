@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -120,11 +121,7 @@ def _mtime(path: os.PathLike[str]) -> int | None:
         return None
 
 
-_watches: dict[str, FinishWatch] = {}
-
-
+@functools.cache
 def watch_for(url: str) -> FinishWatch:
     """The process's watcher for this database."""
-    if url not in _watches:
-        _watches[url] = FinishWatch(url)
-    return _watches[url]
+    return FinishWatch(url)

@@ -85,6 +85,13 @@ def get_experiment(
     experiment_id: uuid.UUID, session: SessionDep, settings: SettingsDep, owner: CurrentOwner
 ) -> Response:
     """Status, progress, times, the normalised spec and the runs of one experiment."""
+    return experiment_response(session, settings, experiment_id, owner)
+
+
+def experiment_response(
+    session: SessionDep, settings: SettingsDep, experiment_id: uuid.UUID, owner: str
+) -> Response:
+    """The experiment's JSON (reads.experiment_json), with what an unfinished one waits for."""
     body = reads.experiment_json(
         session, experiment_id, owner, lambda e: waiting_note(e, served(session, settings))
     )
@@ -121,14 +128,7 @@ async def wait_for_experiment(
         if now not in ACTIVE or left <= 0:
             break
         await watch.wait(experiment_id, min(left, WAIT_RECHECK_S))
-    body = await run_in_threadpool(
-        reads.experiment_json,
-        session,
-        experiment_id,
-        owner,
-        lambda e: waiting_note(e, served(session, settings)),
-    )
-    return Response(body, media_type="application/json")
+    return await run_in_threadpool(experiment_response, session, settings, experiment_id, owner)
 
 
 @router.post(
