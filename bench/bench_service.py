@@ -12,6 +12,7 @@ on the machine hits both sides alike; medians and minimums are printed side by s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from bench.bench_load import postgres_database
 from scripts.stack import Stack
 from shared import results
 from shared.config import Settings
@@ -36,13 +38,12 @@ from worker.training.config import TrainingConfig
 from worker.training.loop import train
 from worker.training.sink import MemorySink
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PRESET = "seed-bn-mlp"
 TARGET = 1.1
 
 
 def through_service(stack: Stack) -> dict[str, float]:
-    """One study: the client's moments (Unix time) and the findings' cost, by name."""
+    """One study: the client's moments (Unix time) by name, and the experiment's id."""
     sent = time.time()
     status, experiment = stack.request("POST", "/api/v1/experiments", {"preset": PRESET})
     assert status == 201, experiment
@@ -120,49 +121,41 @@ def bench_backend(backend: str, repeat: int, threads: int) -> None:
     # The worker's flush period, on both sides (BNLAB_FLUSH_EVERY_S, as the worker reads it).
     flush = Settings().flush_every_s
     config = TrainingConfig(flush_every_s=flush)
-    admin, name = None, ""
+    cleanup = contextlib.ExitStack()
     if backend == "postgres":
-        name = f"bnlab_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        env |= {"BNLAB_DATABASE_URL": f"{PG_SERVER}/{name}", "BNLAB_BROKER_URL": _redis_url()}
+        env["BNLAB_DATABASE_URL"] = cleanup.enter_context(postgres_database())
+        env["BNLAB_BROKER_URL"] = _redis_url()
     # The preset as it is, fallback included: both sides resolve the data set the same way.
     spec = ExperimentSpec.model_validate(PRESETS[PRESET].spec_copy())
     probes_off = spec.probes.model_copy(update={"enabled": False})
     no_probes = spec.model_copy(update={"probes": probes_off})
     samples: dict[str, list[float]] = {"service": [], "core": [], "core, no probes": []}
     phases: list[dict[str, float]] = []
-    try:
-        with Stack(env=env, log_dir=logs) as stack:
-            url = _database_url(env)
-            runs: dict[str, Callable[[], Any]] = {
-                "service": lambda: through_service(stack),
-                "core": lambda: in_process(spec, config),
-                "core, no probes": lambda: in_process(no_probes, config),
-            }
-            for fn in runs.values():  # warm: data set loaded, modules imported, caches full
-                fn()
-            clients = []
-            for _ in range(repeat):
-                for label, fn in runs.items():
-                    started = time.perf_counter()
-                    out = fn()
-                    if label == "service":
-                        clients.append(out)
-                        samples[label].append(out["seen"] - out["sent"])
-                    else:
-                        samples[label].append(time.perf_counter() - started)
-            by_group = worker_timings(logs / "worker.log")
-            for client in clients:
-                _, experiment = stack.request("GET", f"/api/v1/experiments/{client['id']}")
-                group = experiment["groups"][0]["id"]
-                findings = findings_seconds(url, client["id"])
-                phases.append(breakdown(client, by_group[group], findings))
-    finally:
-        if admin is not None:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with cleanup, Stack(env=env, log_dir=logs) as stack:
+        url = _database_url(env)
+        runs: dict[str, Callable[[], Any]] = {
+            "service": lambda: through_service(stack),
+            "core": lambda: in_process(spec, config),
+            "core, no probes": lambda: in_process(no_probes, config),
+        }
+        for fn in runs.values():  # warm: data set loaded, modules imported, caches full
+            fn()
+        clients = []
+        for _ in range(repeat):
+            for label, fn in runs.items():
+                started = time.perf_counter()
+                out = fn()
+                if label == "service":
+                    clients.append(out)
+                    samples[label].append(out["seen"] - out["sent"])
+                else:
+                    samples[label].append(time.perf_counter() - started)
+        by_group = worker_timings(logs / "worker.log")
+        for client in clients:
+            _, experiment = stack.request("GET", f"/api/v1/experiments/{client['id']}")
+            group = experiment["groups"][0]["id"]
+            findings = findings_seconds(url, client["id"])
+            phases.append(breakdown(client, by_group[group], findings))
     report(backend, repeat, threads, samples, phases)
 
 
