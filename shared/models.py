@@ -39,6 +39,10 @@ NAMING_CONVENTION = {
 }
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+# Plain `json` on PostgreSQL too, for columns written in bulk and only ever read whole: storing
+# jsonb means converting every number to PostgreSQL's numeric, which made a histogram flush
+# take 11.6 ms where json took 4.4 (migration 0012).
+JsonText = JSON()
 
 
 def utcnow() -> datetime:
@@ -231,9 +235,9 @@ class Histogram(Base):
     layer: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
-    edges: Mapped[list[float]] = mapped_column(JsonType)
-    counts: Mapped[list[int]] = mapped_column(JsonType)
-    stats: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    edges: Mapped[list[float]] = mapped_column(JsonText)
+    counts: Mapped[list[int]] = mapped_column(JsonText)
+    stats: Mapped[dict[str, Any]] = mapped_column(JsonText)
 
 
 class Curve(Base):
