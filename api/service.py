@@ -15,6 +15,8 @@ from celery import Celery
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from api import storage
+from api.storage import StorageEstimate
 from shared import lifecycle
 from shared.broker import send_training
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -26,10 +28,17 @@ log = logging.getLogger(__name__)
 
 
 def create_experiment(
-    session: Session, spec: ExperimentSpec, preset: str | None, owner: str, seeds_per_group: int
+    session: Session,
+    spec: ExperimentSpec,
+    preset: str | None,
+    owner: str,
+    seeds_per_group: int,
+    estimate: StorageEstimate,
 ) -> Experiment:
-    """Store the experiment, its seed groups and runs, and commit (so a worker finds them)."""
+    """Store the experiment with its storage estimate, its seed groups and runs, and commit
+    once (so a worker finds them; a second commit for the estimate delayed every start)."""
     experiment = lifecycle.create(session, spec, preset, owner, seeds_per_group)
+    storage.record(experiment, estimate)
     session.commit()
     return experiment
 

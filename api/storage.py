@@ -121,11 +121,10 @@ def check_quota(
     return found
 
 
-def record(session: Session, experiment: Experiment, found: StorageEstimate) -> None:
-    """Keep the estimate on the experiment, where usage() adds it up; commits."""
+def record(experiment: Experiment, found: StorageEstimate) -> None:
+    """Keep the estimate on the experiment, where usage() adds it up (the caller commits)."""
     experiment.estimated_rows = found.rows
     experiment.estimated_bytes = found.bytes
-    session.commit()
 
 
 def megabytes(size: int) -> str:

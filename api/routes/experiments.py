@@ -58,8 +58,9 @@ def submit_experiment(
     """Validate a spec (or a preset with overrides), store it, and queue it for training."""
     spec, preset = resolve(body, settings)
     found = storage.check_quota(session, spec, owner, settings)
-    experiment = service.create_experiment(session, spec, preset, owner, settings.seeds_per_group)
-    storage.record(session, experiment, found.estimate)
+    experiment = service.create_experiment(
+        session, spec, preset, owner, settings.seeds_per_group, found.estimate
+    )
     service.enqueue(celery, experiment)
     response.headers["Location"] = f"/api/v1/experiments/{experiment.id}"
     return public(experiment, served(session, settings))
@@ -120,15 +121,19 @@ async def wait_for_experiment(
     queued or running): a client waits with one request instead of polling."""
     deadline = time.monotonic() + timeout_s
     watch = finish_watch.watch_for(settings.resolved_database_url)
-    while True:
+
+    def look() -> Response | None:
+        """The response once finished or out of time, else None: one trip to a thread."""
         # A new transaction each time: SQLite would keep showing the first one's snapshot.
-        await run_in_threadpool(session.rollback)
-        now = await run_in_threadpool(reads.experiment_status, session, experiment_id, owner)
-        left = deadline - time.monotonic()
-        if now not in ACTIVE or left <= 0:
-            break
-        await watch.wait(experiment_id, min(left, WAIT_RECHECK_S))
-    return await run_in_threadpool(experiment_response, session, settings, experiment_id, owner)
+        session.rollback()
+        now = reads.experiment_status(session, experiment_id, owner)
+        if now in ACTIVE and time.monotonic() < deadline:
+            return None
+        return experiment_response(session, settings, experiment_id, owner)
+
+    while (response := await run_in_threadpool(look)) is None:
+        await watch.wait(experiment_id, max(0.0, min(deadline - time.monotonic(), WAIT_RECHECK_S)))
+    return response
 
 
 @router.post(
