@@ -88,6 +88,9 @@ def test_histograms_csv_has_every_bin(
 def test_metrics_endpoint_parses_and_shows_the_finished_experiment(
     stack: Stack, finished: dict[str, Any]
 ) -> None:
+    # One answered read of the experiment to count (clients now wait on its /wait route).
+    status, _ = stack.request("GET", f"/api/v1/experiments/{finished['id']}")
+    assert status == 200
     # Each worker reports its steps at its heartbeat: the beat after the finish counts them.
     deadline = time.monotonic() + 30
     while True:
