@@ -101,24 +101,47 @@ def check_quota(
         used_bytes=usage(session, owner),
         quota_bytes=settings.storage_quota_bytes or None,
     )
-    quota = found.quota_bytes
-    if quota is not None and found.used_bytes + found.estimate.bytes > quota:
-        message = (
-            f"this experiment would store about {megabytes(found.estimate.bytes)} "
-            f"({found.estimate.rows:,} rows); you use {megabytes(found.used_bytes)} of your "
-            f"{megabytes(quota)} quota (BNLAB_STORAGE_QUOTA_BYTES): delete experiments or "
-            "store less (fewer steps, probes less often)"
-        )
-        error = {
-            "loc": ["body"],
-            "msg": message,
-            "type": "quota_exceeded",
-            "estimate": found.estimate.model_dump(),
-            "used_bytes": found.used_bytes,
-            "quota_bytes": quota,
-        }
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error])
+    _refuse_over_quota("this experiment", found)
     return found
+
+
+def check_sweep_quota(
+    session: Session, specs: list[ExperimentSpec], owner: str, settings: Settings
+) -> list[StorageEstimate]:
+    """Each point's estimate; 422 when all of them together would pass the owner's quota."""
+    estimates = [estimate(spec) for spec in specs]
+    total = StorageEstimate(
+        **{name: sum(getattr(e, name) for e in estimates) for name in StorageEstimate.model_fields}
+    )
+    found = StorageUsage(
+        estimate=total,
+        used_bytes=usage(session, owner),
+        quota_bytes=settings.storage_quota_bytes or None,
+    )
+    _refuse_over_quota(f"this sweep's {len(specs)} points", found)
+    return estimates
+
+
+def _refuse_over_quota(what: str, found: StorageUsage) -> None:
+    """422 saying how much `what` would store, the usage and the quota, when over it."""
+    quota = found.quota_bytes
+    if quota is None or found.used_bytes + found.estimate.bytes <= quota:
+        return
+    message = (
+        f"{what} would store about {megabytes(found.estimate.bytes)} "
+        f"({found.estimate.rows:,} rows); you use {megabytes(found.used_bytes)} of your "
+        f"{megabytes(quota)} quota (BNLAB_STORAGE_QUOTA_BYTES): delete experiments or "
+        "store less (fewer steps, probes less often)"
+    )
+    error = {
+        "loc": ["body"],
+        "msg": message,
+        "type": "quota_exceeded",
+        "estimate": found.estimate.model_dump(),
+        "used_bytes": found.used_bytes,
+        "quota_bytes": quota,
+    }
+    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[error])
 
 
 def record(experiment: Experiment, found: StorageEstimate) -> None:

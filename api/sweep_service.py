@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from api import service
+from api import service, storage
 from api.submission import (
     check_dataset,
     check_limits,
@@ -163,9 +163,16 @@ def check_point(
 
 
 def create_sweep(
-    session: Session, celery: Celery, plan: SweepPlan, owner: str, seeds_per_group: int
+    session: Session,
+    celery: Celery,
+    plan: SweepPlan,
+    owner: str,
+    settings: Settings,
 ) -> Sweep:
-    """Store the sweep and every point in one commit, then send each point's tasks."""
+    """Store the sweep and every point in one commit, then send each point's tasks; 422, with
+    nothing stored, when the points together would pass the owner's storage quota."""
+    estimates = storage.check_sweep_quota(session, [s for _, s in plan.points], owner, settings)
+    seeds_per_group = settings.seeds_per_group
     sweep = Sweep(
         id=uuid.uuid4(),
         owner=owner,
@@ -180,8 +187,9 @@ def create_sweep(
     )
     session.add(sweep)
     experiments = []
-    for point, spec in plan.points:
+    for (point, spec), found in zip(plan.points, estimates, strict=True):
         experiment = lifecycle.create(session, spec, plan.base_preset, owner, seeds_per_group)
+        storage.record(experiment, found)  # counted in the owner's usage, as a submission is
         experiment.sweep_id = sweep.id
         experiment.sweep_index = point.index
         experiment.sweep_values = point.values

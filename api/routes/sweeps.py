@@ -120,7 +120,9 @@ def public(sweep: Sweep) -> SweepPublic:
     response_model=SweepPublic,
     status_code=status.HTTP_201_CREATED,
     operation_id="sweeps-create",
-    responses={422: {"description": "A bad axis, or a point that is not a valid experiment"}},
+    responses={
+        422: {"description": "A bad axis, a point that is not a valid experiment, or over quota"}
+    },
 )
 def create_sweep(
     body: SweepCreate,
@@ -132,7 +134,7 @@ def create_sweep(
 ) -> SweepPublic:
     """Expand the axes into points, validate every one, store them all and queue them."""
     plan = sweep_service.plan(body, settings)
-    sweep = sweep_service.create_sweep(session, celery, plan, owner, settings.seeds_per_group)
+    sweep = sweep_service.create_sweep(session, celery, plan, owner, settings)
     response.headers["Location"] = f"/api/v1/sweeps/{sweep.id}"
     return public(sweep)
 

@@ -82,3 +82,27 @@ def test_over_quota_is_422_with_estimate_usage_and_quota(
             client.delete(f"/api/v1/experiments/{experiment_id}", headers=alice).status_code == 204
         )
         assert client.post("/api/v1/experiments", json=DROPOUT, headers=alice).status_code == 201
+
+
+def test_a_sweep_counts_all_its_points_against_the_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with auth_app(tmp_path, monkeypatch) as client:
+        probe = bearer(make_token(capsys, "probe"))
+        size = client.post("/api/v1/estimates", json=DROPOUT, headers=probe).json()
+    size = size["estimate"]["bytes"]
+    # Learning rates change nothing stored: each point is one seed-dropout's size.
+    sweep = {"base": DROPOUT, "axes": {"training.optimizer.lr": [0.01, 0.02]}}
+    with auth_app(tmp_path / "q", monkeypatch, storage_quota_bytes=str(size * 3 // 2)) as client:
+        alice = bearer(make_token(capsys, "alice"))
+        refused = client.post("/api/v1/sweeps", json=sweep, headers=alice)
+        assert refused.status_code == 422
+        error = refused.json()["detail"][0]
+        assert error["type"] == "quota_exceeded" and "2 points" in error["msg"]
+        assert error["estimate"]["bytes"] == 2 * size and error["used_bytes"] == 0
+        assert stored() == 0
+        one = {**sweep, "axes": {"training.optimizer.lr": [0.01]}}
+        assert client.post("/api/v1/sweeps", json=one, headers=alice).status_code == 201
+        # Its point is counted in the usage, as a submission is.
+        again = client.post("/api/v1/experiments", json=DROPOUT, headers=alice)
+        assert again.status_code == 422 and again.json()["detail"][0]["used_bytes"] == size
