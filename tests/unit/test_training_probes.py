@@ -215,3 +215,13 @@ def test_the_api_probe_cap_counts_exactly_the_histograms_training_stores() -> No
     assert probe_histograms(spec, shapes) == len(sink.histograms) > 0
     with pytest.raises(Exception, match="BNLAB_MAX_PROBE_HISTOGRAMS"):
         check_limits(spec, Settings(max_probe_histograms=len(sink.histograms) - 1))
+
+
+def test_a_constant_layer_far_from_zero_is_captured() -> None:
+    """At 1e8, min - 1 == max + 1 in float32: the range has no width (training used to crash)."""
+    prober = Prober(ProbeSpec(bins=10))
+    outputs = [("big", torch.full((64, 4), 1e8)), ("small", torch.randn(64, 2))]
+    rows, decode = prober.finish([prober.capture(0, 10, [("v", _net(), outputs)])])
+    big = {h.layer: h for h in decode(rows.numpy())}["big"]
+    assert big.stats["min"] == big.stats["max"] == big.stats["quantiles"]["50"] == 1e8
+    assert sum(big.counts) == 256 and big.stats["std"] == 0.0

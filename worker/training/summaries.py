@@ -115,8 +115,10 @@ class Layout:
         # Every d is >= 0 here, so the integer conversion's truncation is the floor.
         span = right - left
         d.mul_((fine / span)[:, None])
-        # On a CPU, reading whether every range is finite costs nothing and spares a pass.
-        if d.device.type != "cpu" or not bool(torch.isfinite(span).all()):
+        # On a CPU, reading whether every range is finite costs nothing and spares a pass. A
+        # range can also have no width: a constant row far from zero (1e8 - 1 == 1e8 in float32)
+        # gives 0 * inf = NaN, put in bin 0 like any NaN.
+        if d.device.type != "cpu" or not bool((torch.isfinite(span) & (span > 0)).all()):
             torch.nan_to_num_(d, nan=0.0, posinf=fine - 1, neginf=0.0)
         d.clamp_(0, fine - 1)
         index = x.view(torch.int32).copy_(d).add_(self.offsets)  # x is read for the last time
