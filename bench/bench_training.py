@@ -4,7 +4,9 @@
 permutation batches, both nets in lockstep, no .item() in the loop); (c) the core with probes
 every 10 steps on every layer, in train mode (taken from the training step's own forward) and
 (d) in eval mode (a forward of its own); (e) the notebook's way (per-item Dataset through a
-DataLoader).
+DataLoader). Then the CPU time spent inside the probes' own calls in (c) and (d): their own
+forward, the captures, and the flushes' finish and decoding (the rest of the overhead lies
+outside those calls).
 
     python bench/bench_training.py [--repeats 7] [--threads 1] [--device cpu]
 """
@@ -18,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,7 @@ from shared.spec import ExperimentSpec  # noqa: E402
 from worker.config import training_config  # noqa: E402
 from worker.training import MemorySink, train  # noqa: E402
 from worker.training.data import load_dataset  # noqa: E402
+from worker.training.probes import Prober  # noqa: E402
 
 EPOCHS, BATCH, LR = 2, 512, 0.01
 MODES = ("train", "eval")
@@ -143,6 +147,38 @@ def notebook(x, y, x_test, y_test, device) -> float:
     return sum(map(sum, losses))
 
 
+class ProbeClock:
+    """CPU time inside the probes' own calls during a run: where the overhead goes, measured
+    inside the training loop (where a capture finds the caches cold)."""
+
+    PARTS = {
+        "layer_outputs": "own forward",
+        "capture": "capture",
+        "finish": "finish",
+        "_decode": "decode",
+    }
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(self.PARTS.values(), 0.0)
+        for name, label in self.PARTS.items():
+            setattr(Prober, name, self._timed(getattr(Prober, name), label))
+
+    def _timed(self, call: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.spent[label] += time.process_time() - start
+
+        return timed
+
+    def take(self) -> dict[str, float]:
+        """Time spent per part since the last take."""
+        spent, self.spent = self.spent, dict.fromkeys(self.PARTS.values(), 0.0)
+        return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -180,16 +216,21 @@ def main() -> None:
     times: dict[tuple[str, str], list[float]] = {
         (clock, name): [] for clock in clocks for name in runs
     }
+    probe_clock = ProbeClock()
+    parts: dict[str, list[dict[str, float]]] = {f"probes-{m}": [] for m in MODES}
     for fn in runs.values():  # warm-up
         fn()
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits all alike
         for name, fn in runs.items():
             sync()
             starts = {clock: read() for clock, read in clocks.items()}
+            probe_clock.take()
             fn()
             sync()
             for clock, read in clocks.items():
                 times[(clock, name)].append(read() - starts[clock])
+            if name in parts:
+                parts[name].append(probe_clock.take())
     steps = EPOCHS * -(-len(x) // BATCH)
     print(
         f"seed-bn-mlp: {len(x)} examples, {steps} lockstep steps x 2 nets, device {device}, "
@@ -212,6 +253,14 @@ def main() -> None:
                 f"eval {eval_cost:+.1f}% (target <= 6%)   "
                 f"notebook/core {f['notebook'] / f['core']:.2f}x"
             )
+    core_cpu = statistics.median(times[("cpu" if "cpu" in clocks else "wall", "core")])
+    print("probes' own calls per run (CPU time, median; on a GPU, only the launches)")
+    for name, samples in parts.items():
+        spent = {part: statistics.median(s[part] for s in samples) for part in samples[0]}
+        shown = "   ".join(f"{part} {1000 * t:5.1f} ms" for part, t in spent.items() if t)
+        print(
+            f"  {name:13s} {shown}   together {100 * sum(spent.values()) / core_cpu:.1f}% of core"
+        )
 
 
 if __name__ == "__main__":
