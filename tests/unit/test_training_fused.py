@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shared.spec import ExperimentSpec
-from worker.training import MemorySink, train
+from worker.training import MemorySink, masks, train
 from worker.training.config import TrainingConfig
 from worker.training.fused import applies
 
@@ -178,3 +178,20 @@ def test_fusion_applies_only_where_it_can() -> None:
     spec = make_spec("mlp", True).model_dump()
     spec["probes"]["norms"] = {"every": 5}
     assert not applies(ExperimentSpec.model_validate(spec))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_masks_drawn_per_seed_equal_masks_drawn_per_layer(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where bernoulli_ is a float64 uniform draw compared with 1 - p, one draw per seed gives
+    # the masks; elsewhere (MKL's stream) the masks come one bernoulli_ per layer. Same numbers.
+    spec = make_spec(kind, True, epochs=2)
+    batched = MemorySink()
+    train(spec, batched, device="cpu")
+    monkeypatch.setattr(masks, "uniform_matches_bernoulli", lambda: False)
+    per_layer = MemorySink()
+    train(spec, per_layer, device="cpu")
+    assert _metrics(batched) == _metrics(per_layer)
+    after = {k: h.stats for k, h in _histograms(batched).items()}
+    assert after == {k: h.stats for k, h in _histograms(per_layer).items()}

@@ -25,6 +25,7 @@ import torch
 from shared.spec import ExperimentSpec
 from shared.status import RunStatus
 from worker.training.lockstep import Member, build_members
+from worker.training.masks import MaskDrawer
 from worker.training.models import Net, build_group, derive_seed
 from worker.training.probes import Outputs, Prober
 from worker.training.recorder import Recorder
@@ -92,8 +93,9 @@ class FusedGroup:
         self.pending: dict[Any, list[torch.Tensor]] = {k: [] for k in self.keys}
         self.epoch, self.step_in_epoch = 0, 0
         self.orders: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(self.runs)
-        self._ones: dict[tuple[int, ...], torch.Tensor] = {}
         self.active: set[tuple[int, str]] = set()
+        placed = [(i, key, slot, drops) for i, _, key, slot, drops in self.where]
+        self.masks = MaskDrawer(self.families, placed, self.drop_gens, device)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -147,7 +149,8 @@ class FusedGroup:
     def _step(self, k: int, step: int) -> None:
         t = self.t
         batch = None if t.spe == 1 else [o[k * t.batch : (k + 1) * t.batch] for o in self.orders]
-        masks = self._masks(t.batch if batch is None else len(batch[0]))
+        active = tuple(self._is_active(i, m) for i, m, *_ in self.where)
+        masks = self.masks.draw(t.batch if batch is None else len(batch[0]), active)
         gathered: dict[Any, torch.Tensor] = {}  # each seed's batch, gathered once per source
         due = [run for run in self.runs if run.prober.due(step)]
         from_step = bool(due) and t.spec.probes.mode == "train"  # the update's own forward
@@ -204,47 +207,6 @@ class FusedGroup:
             )
             return flat.view(m, b).mean(dim=1)
         return torch.nn.functional.mse_loss(out, y, reduction="none").reshape(m, -1).mean(dim=1)
-
-    def _masks(self, batch: int) -> dict[Any, dict[int, torch.Tensor]]:
-        """This step's dropout masks, drawn seed by seed in the member-by-member loop's order."""
-        drawn: dict[Any, dict[int, list[torch.Tensor | None]]] = {}
-        shapes: dict[tuple[Any, int], tuple[int, ...]] = {}
-        device = self.t.device
-        for index, member, key, slot_index, drops in self.where:
-            if not drops:
-                continue
-            family = self.families[key]
-            if not self._is_active(index, member):
-                continue
-            for drop in drops:
-                shape = self._mask_shape(family, drop, batch)
-                shapes[(key, drop.slot)] = shape
-                noise = torch.empty(shape, device=device).bernoulli_(
-                    1 - drop.p, generator=self.drop_gens[index]
-                )
-                noise.div_(1 - drop.p)
-                parts = drawn.setdefault(key, {}).setdefault(drop.slot, [None] * family.size)
-                parts[slot_index] = noise
-        masks: dict[Any, dict[int, torch.Tensor]] = {}
-        for key, by_slot in drawn.items():
-            for slot, drawn_parts in by_slot.items():
-                shape = shapes[(key, slot)]
-                if shape not in self._ones:
-                    self._ones[shape] = torch.ones(shape, device=device)
-                filled = [self._ones[shape] if p is None else p for p in drawn_parts]
-                if len(shape) == 4:  # dropout2d on packed (batch, members x channels, 1, 1)
-                    masks.setdefault(key, {})[slot] = torch.cat(filled, dim=1)
-                else:
-                    masks.setdefault(key, {})[slot] = torch.stack(filled)
-        return masks
-
-    @staticmethod
-    def _mask_shape(family: Family, drop: Drop, batch: int) -> tuple[int, ...]:
-        """The noise shape torch's dropout draws for one member's layer output."""
-        out_shape = family.out_shapes[drop.slot]
-        if drop.kind == "dropout2d":
-            return (batch, out_shape[0], *(1,) * (len(out_shape) - 1))
-        return (batch, *out_shape)
 
     def _capture(self, due: list[_Seed], seen: dict[Any, list[Seen]], step: int) -> None:
         """Probe each due seed's members, their layer outputs split from the stacked forward."""
