@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worker.training.adam import StackedAdam
 from worker.training.lockstep import Member, make_optimizer, make_scheduler, to_cpu
 
 _ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU)
@@ -138,9 +139,7 @@ class Family:
         device = next(nets[0].parameters()).device
         self.out_shapes = _out_shapes(self.template, input_shape, device)
         flat = [p for layer in self.params for p in layer]
-        self.optimizer = make_optimizer(flat, spec.optimizer)
-        for group in self.optimizer.param_groups:
-            group["foreach"] = True  # a few stacked tensors: one dispatch per op, not per tensor
+        self.optimizer = _optimizer(flat, spec.optimizer)
         self.scheduler = make_scheduler(self.optimizer, spec.schedule, epochs)
 
     def forward(
@@ -263,6 +262,23 @@ class Family:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+
+
+def _optimizer(params: list[nn.Parameter], spec: Any) -> torch.optim.Optimizer:
+    """The spec's optimizer over stacked tensors: foreach, and Adam's square root zero-safe."""
+    if spec.name in ("adam", "adamw"):
+        decoupled = spec.name == "adamw"  # torch's AdamW is this Adam
+        return StackedAdam(
+            params,
+            lr=spec.lr,
+            weight_decay=spec.weight_decay,
+            decoupled_weight_decay=decoupled,
+            foreach=True,
+        )
+    optimizer = make_optimizer(params, spec)
+    for group in optimizer.param_groups:
+        group["foreach"] = True  # a few stacked tensors: one dispatch per op, not per tensor
+    return optimizer
 
 
 def _buffer(layer: nn.Module, name: str) -> torch.Tensor:
