@@ -162,12 +162,8 @@ class Family:
                 h = h.reshape(b, m, -1).transpose(0, 1) if packed else h.reshape(m, b, -1)
                 packed = False
             elif kind == "linear":
-                weight = params[0].transpose(1, 2)
-                h = (
-                    torch.baddbmm(params[1].unsqueeze(1), h, weight)
-                    if len(params) > 1
-                    else h @ weight
-                )
+                offset = params[1] if len(params) > 1 else None
+                h = cast(torch.Tensor, _Linear.apply(h, params[0], offset))
             elif kind == "conv":
                 if not packed:
                     h, packed = h.transpose(0, 1).reshape(b, -1, *h.shape[3:]), True
@@ -262,6 +258,30 @@ class Family:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+
+
+class _Linear(torch.autograd.Function):
+    """Stacked x @ W^T + b whose backward writes W's gradient in W's own layout.
+
+    Autograd's baddbmm backward computes it as (x^T g)^T and then copies it into place: a
+    transposed copy of every weight at every step, a tenth of the dropout study's fused step.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: Any) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if bias is None:
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
 
 
 def _optimizer(params: list[nn.Parameter], spec: Any) -> torch.optim.Optimizer:
