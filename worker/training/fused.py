@@ -7,8 +7,8 @@ and dropout masks drawn from its seed's generator in the order the member-by-mem
 them (variant after variant, layer after layer), so on the CPU each member's losses, metrics and
 histograms equal member-by-member training's to float tolerance. Probed layer outputs are
 split per member from a stacked forward (the update's own in train mode, one more in eval
-mode); weight and gradient probes, evaluations and curves run on each member's own net,
-refreshed from the stacked tensors when they are due.
+mode), and so are evaluations and fitted curves (fused_eval); weight and gradient probes run on
+each member's own net, refreshed from the stacked tensors when they are due.
 
 Specs it cannot hold (noisy BatchNorm, the optimisation probes, `training.fuse: false`, or no
 two members of one shape) take the member-by-member loop.
@@ -24,6 +24,7 @@ import torch
 
 from shared.spec import ExperimentSpec
 from shared.status import RunStatus
+from worker.training import fused_eval
 from worker.training.lockstep import Member, build_members
 from worker.training.masks import MaskDrawer
 from worker.training.models import Net, build_group, derive_seed
@@ -271,11 +272,31 @@ class FusedGroup:
         spec = self.t.spec.training
         if (epoch + 1) % spec.eval_every and epoch + 1 != spec.epochs:
             return
-        for family in self.families.values():
-            family.unstack()
-        for run in self.runs:
-            active = [m for m in run.members if self._is_active(run.index, m)]
-            self.t._end_epoch(run.recorder, active, epoch)
+        t = self.t
+        step, regression = (epoch + 1) * t.spe, t.task == "regression"
+        found: dict[Any, dict[str, Any]] = {}  # family key -> metric or "fit" -> (members,...)
+        for key, family in self.families.items():
+            data = t.normalized if key[0] else t.data
+            loss, accuracy = fused_eval.evaluate(family, data.x_test, data.y_test, t.task)
+            found[key] = {"test_loss": loss, "test_accuracy": accuracy}
+            if regression:
+                assert data.x_grid is not None
+                found[key]["train_loss_eval"] = fused_eval.evaluate(
+                    family, data.x_train, data.y_train, t.task
+                )[0]
+                found[key]["fit"] = fused_eval.predict(family, data.x_grid)
+        grid = None if t.cpu_data.x_grid is None else t.cpu_data.x_grid[:, 0].tolist()
+        for index, member, key, slot_index, _ in self.where:  # the loop's order of records
+            if not self._is_active(index, member):
+                continue
+            recorder, values = self.runs[index].recorder, found[key]
+            for name in ("test_loss", "test_accuracy", "train_loss_eval"):
+                if values.get(name) is not None:
+                    recorder.metric(member.name, name, step, values[name][slot_index])
+            if regression:
+                assert grid is not None
+                fit = values["fit"][slot_index]
+                recorder.curve(member.name, "fit", step, epoch + 1, grid, fit)
 
     def _finish(self) -> None:
         t = self.t
