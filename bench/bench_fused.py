@@ -11,6 +11,18 @@ and minimum of each and their ratio against the target (issue 12 item 3):
 
 The preset's own 1000 epochs by default: at 200, building 24 members and their probes was a
 fifth of the fused run, and the speed-up read 2.0x where the preset's is 2.3x.
+
+On a 2-core Intel Xeon shared with other jobs (load 2-3), 1 thread, two runs of 2 repeats:
+seed-dropout x 8 went from 2.7-2.8x to 3.5-3.7x (fused 6.3 s -> 4.9 s, alone 17.4 s) once
+each seed's dropout masks came from one uniform draw (masks.py), Adam's square root skipped its
+slow path on zeros (adam.py), linear layers' gradients stopped being copied into place, and
+evaluations went stacked (fused_eval.py); x 1 seed 1.5x -> 1.5-1.8x; seed-bn-mlp x 4 stayed
+1.2-1.3x (its step is matmuls). What is left of a fused seed-dropout step (about 4.7 ms): the
+float64 uniforms of the dropout draws (0.6 ms, as member by member), the batched matmuls (about
+1 ms), Adam on the denormal moments of units that never fire (about 0.7 ms: flushing denormals
+would change numbers) and Python. At 2 threads on that busy machine the many small ops of
+seed-dropout x 8 wait on each other: member by member took 70-245 s, fused 38 s before and
+3.8 s after, so those ratios say little; seed-bn-mlp x 4 read 1.3-1.6x there.
 """
 
 from __future__ import annotations

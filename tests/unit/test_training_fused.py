@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from shared.spec import ExperimentSpec
-from worker.training import MemorySink, train
+from worker.training import MemorySink, masks, train
+from worker.training.adam import StackedAdam
 from worker.training.config import TrainingConfig
 from worker.training.fused import applies
 
@@ -178,3 +179,44 @@ def test_fusion_applies_only_where_it_can() -> None:
     spec = make_spec("mlp", True).model_dump()
     spec["probes"]["norms"] = {"every": 5}
     assert not applies(ExperimentSpec.model_validate(spec))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_masks_drawn_per_seed_equal_masks_drawn_per_layer(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where bernoulli_ is a float64 uniform draw compared with 1 - p, one draw per seed gives
+    # the masks; elsewhere (MKL's stream) the masks come one bernoulli_ per layer. Same numbers.
+    spec = make_spec(kind, True, epochs=2)
+    batched = MemorySink()
+    train(spec, batched, device="cpu")
+    monkeypatch.setattr(masks, "uniform_matches_bernoulli", lambda: False)
+    per_layer = MemorySink()
+    train(spec, per_layer, device="cpu")
+    assert _metrics(batched) == _metrics(per_layer)
+    after = {k: h.stats for k, h in _histograms(batched).items()}
+    assert after == {k: h.stats for k, h in _histograms(per_layer).items()}
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_stacked_adam_steps_as_torch_does(name: str) -> None:
+    # Units that never fire keep second moments of exactly 0, which StackedAdam's square root
+    # takes another (faster) way; the parameters and the state must not notice.
+    made = torch.Generator().manual_seed(3)
+    start = torch.randn(4, 30, 20, generator=made)
+    start[:, ::2] = 0.0
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    want, got = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    theirs = cls([want], lr=0.01, weight_decay=0.01, foreach=True)
+    ours = StackedAdam(
+        [got], lr=0.01, weight_decay=0.01, decoupled_weight_decay=name == "adamw", foreach=True
+    )
+    for _ in range(5):
+        grad = torch.randn(start.shape, generator=made) * (start != 0)
+        want.grad, got.grad = grad.clone(), grad.clone()
+        theirs.step()
+        ours.step()
+    assert torch.equal(want, got)
+    assert theirs.state_dict()["state"].keys() == ours.state_dict()["state"].keys()
+    for key in ("step", "exp_avg", "exp_avg_sq"):
+        assert torch.equal(theirs.state[want][key], ours.state[got][key]), key

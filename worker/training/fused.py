@@ -7,8 +7,8 @@ and dropout masks drawn from its seed's generator in the order the member-by-mem
 them (variant after variant, layer after layer), so on the CPU each member's losses, metrics and
 histograms equal member-by-member training's to float tolerance. Probed layer outputs are
 split per member from a stacked forward (the update's own in train mode, one more in eval
-mode); weight and gradient probes, evaluations and curves run on each member's own net,
-refreshed from the stacked tensors when they are due.
+mode), and so are evaluations and fitted curves (fused_eval); weight and gradient probes run on
+each member's own net, refreshed from the stacked tensors when they are due.
 
 Specs it cannot hold (noisy BatchNorm, the optimisation probes, `training.fuse: false`, or no
 two members of one shape) take the member-by-member loop.
@@ -24,7 +24,9 @@ import torch
 
 from shared.spec import ExperimentSpec
 from shared.status import RunStatus
+from worker.training import fused_eval
 from worker.training.lockstep import Member, build_members
+from worker.training.masks import MaskDrawer
 from worker.training.models import Net, build_group, derive_seed
 from worker.training.probes import Outputs, Prober
 from worker.training.recorder import Recorder
@@ -92,8 +94,9 @@ class FusedGroup:
         self.pending: dict[Any, list[torch.Tensor]] = {k: [] for k in self.keys}
         self.epoch, self.step_in_epoch = 0, 0
         self.orders: list[torch.Tensor] = [torch.empty(0, dtype=torch.long)] * len(self.runs)
-        self._ones: dict[tuple[int, ...], torch.Tensor] = {}
         self.active: set[tuple[int, str]] = set()
+        placed = [(i, key, slot, drops) for i, _, key, slot, drops in self.where]
+        self.masks = MaskDrawer(self.families, placed, self.drop_gens, device)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -147,7 +150,8 @@ class FusedGroup:
     def _step(self, k: int, step: int) -> None:
         t = self.t
         batch = None if t.spe == 1 else [o[k * t.batch : (k + 1) * t.batch] for o in self.orders]
-        masks = self._masks(t.batch if batch is None else len(batch[0]))
+        active = tuple(self._is_active(i, m) for i, m, *_ in self.where)
+        masks = self.masks.draw(t.batch if batch is None else len(batch[0]), active)
         gathered: dict[Any, torch.Tensor] = {}  # each seed's batch, gathered once per source
         due = [run for run in self.runs if run.prober.due(step)]
         from_step = bool(due) and t.spec.probes.mode == "train"  # the update's own forward
@@ -204,47 +208,6 @@ class FusedGroup:
             )
             return flat.view(m, b).mean(dim=1)
         return torch.nn.functional.mse_loss(out, y, reduction="none").reshape(m, -1).mean(dim=1)
-
-    def _masks(self, batch: int) -> dict[Any, dict[int, torch.Tensor]]:
-        """This step's dropout masks, drawn seed by seed in the member-by-member loop's order."""
-        drawn: dict[Any, dict[int, list[torch.Tensor | None]]] = {}
-        shapes: dict[tuple[Any, int], tuple[int, ...]] = {}
-        device = self.t.device
-        for index, member, key, slot_index, drops in self.where:
-            if not drops:
-                continue
-            family = self.families[key]
-            if not self._is_active(index, member):
-                continue
-            for drop in drops:
-                shape = self._mask_shape(family, drop, batch)
-                shapes[(key, drop.slot)] = shape
-                noise = torch.empty(shape, device=device).bernoulli_(
-                    1 - drop.p, generator=self.drop_gens[index]
-                )
-                noise.div_(1 - drop.p)
-                parts = drawn.setdefault(key, {}).setdefault(drop.slot, [None] * family.size)
-                parts[slot_index] = noise
-        masks: dict[Any, dict[int, torch.Tensor]] = {}
-        for key, by_slot in drawn.items():
-            for slot, drawn_parts in by_slot.items():
-                shape = shapes[(key, slot)]
-                if shape not in self._ones:
-                    self._ones[shape] = torch.ones(shape, device=device)
-                filled = [self._ones[shape] if p is None else p for p in drawn_parts]
-                if len(shape) == 4:  # dropout2d on packed (batch, members x channels, 1, 1)
-                    masks.setdefault(key, {})[slot] = torch.cat(filled, dim=1)
-                else:
-                    masks.setdefault(key, {})[slot] = torch.stack(filled)
-        return masks
-
-    @staticmethod
-    def _mask_shape(family: Family, drop: Drop, batch: int) -> tuple[int, ...]:
-        """The noise shape torch's dropout draws for one member's layer output."""
-        out_shape = family.out_shapes[drop.slot]
-        if drop.kind == "dropout2d":
-            return (batch, out_shape[0], *(1,) * (len(out_shape) - 1))
-        return (batch, *out_shape)
 
     def _capture(self, due: list[_Seed], seen: dict[Any, list[Seen]], step: int) -> None:
         """Probe each due seed's members, their layer outputs split from the stacked forward."""
@@ -309,11 +272,31 @@ class FusedGroup:
         spec = self.t.spec.training
         if (epoch + 1) % spec.eval_every and epoch + 1 != spec.epochs:
             return
-        for family in self.families.values():
-            family.unstack()
-        for run in self.runs:
-            active = [m for m in run.members if self._is_active(run.index, m)]
-            self.t._end_epoch(run.recorder, active, epoch)
+        t = self.t
+        step, regression = (epoch + 1) * t.spe, t.task == "regression"
+        found: dict[Any, dict[str, Any]] = {}  # family key -> metric or "fit" -> (members,...)
+        for key, family in self.families.items():
+            data = t.normalized if key[0] else t.data
+            loss, accuracy = fused_eval.evaluate(family, data.x_test, data.y_test, t.task)
+            found[key] = {"test_loss": loss, "test_accuracy": accuracy}
+            if regression:
+                assert data.x_grid is not None
+                found[key]["train_loss_eval"] = fused_eval.evaluate(
+                    family, data.x_train, data.y_train, t.task
+                )[0]
+                found[key]["fit"] = fused_eval.predict(family, data.x_grid)
+        grid = None if t.cpu_data.x_grid is None else t.cpu_data.x_grid[:, 0].tolist()
+        for index, member, key, slot_index, _ in self.where:  # the loop's order of records
+            if not self._is_active(index, member):
+                continue
+            recorder, values = self.runs[index].recorder, found[key]
+            for name in ("test_loss", "test_accuracy", "train_loss_eval"):
+                if values.get(name) is not None:
+                    recorder.metric(member.name, name, step, values[name][slot_index])
+            if regression:
+                assert grid is not None
+                fit = values["fit"][slot_index]
+                recorder.curve(member.name, "fit", step, epoch + 1, grid, fit)
 
     def _finish(self) -> None:
         t = self.t
