@@ -93,9 +93,11 @@ def breakdown(client: dict[str, Any], worker: dict[str, Any], findings: float) -
     """Seconds per phase of one study through the service, in the order they happen."""
     s, at = worker["seconds"], worker["at"]
     setup = at["first_step"] - at["train_start"]
-    # Writes run on their own thread (worker/writer.py); training waits only when it is behind.
-    stored = s.get("writes waited for", 0) + s.get("checkpoints", 0)
-    side = stored + s.get("polls", 0) + s.get("dataset_record", 0)
+    # Writes run on their own thread (worker/writer.py); training waits only when it is behind,
+    # and the runner waits at close for the last flush (after the "train" phase).
+    waited = s.get("writes waited for", 0) + s.get("checkpoints", 0)
+    stored = waited + s.get("writes waited for at close", 0)
+    side = waited + s.get("polls", 0) + s.get("dataset_record", 0)
     return {
         "POST (validate, store, send)": client["posted"] - client["sent"],
         "queue pick-up": at["received"] - client["posted"],
