@@ -21,6 +21,16 @@ def stored() -> int:
         return session.query(Experiment).count()
 
 
+def dropout_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> int:
+    """What a seed-dropout study is estimated to store, asked of an API with no quota."""
+    with auth_app(tmp_path, monkeypatch) as client:
+        probe = bearer(make_token(capsys, "probe"))
+        found = client.post("/api/v1/estimates", json=DROPOUT, headers=probe).json()
+    return int(found["estimate"]["bytes"])
+
+
 def test_the_estimate_counts_what_the_spec_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -57,10 +67,7 @@ def test_the_estimate_counts_what_the_spec_stores(
 def test_over_quota_is_422_with_estimate_usage_and_quota(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with auth_app(tmp_path, monkeypatch) as client:
-        probe = bearer(make_token(capsys, "probe"))
-        size = client.post("/api/v1/estimates", json=DROPOUT, headers=probe).json()
-    size = size["estimate"]["bytes"]
+    size = dropout_bytes(tmp_path, monkeypatch, capsys)
     quota = size * 3 // 2
     with auth_app(tmp_path / "q", monkeypatch, storage_quota_bytes=str(quota)) as client:
         alice = bearer(make_token(capsys, "alice"))
@@ -87,10 +94,7 @@ def test_over_quota_is_422_with_estimate_usage_and_quota(
 def test_a_sweep_counts_all_its_points_against_the_quota(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with auth_app(tmp_path, monkeypatch) as client:
-        probe = bearer(make_token(capsys, "probe"))
-        size = client.post("/api/v1/estimates", json=DROPOUT, headers=probe).json()
-    size = size["estimate"]["bytes"]
+    size = dropout_bytes(tmp_path, monkeypatch, capsys)
     # Learning rates change nothing stored: each point is one seed-dropout's size.
     sweep = {"base": DROPOUT, "axes": {"training.optimizer.lr": [0.01, 0.02]}}
     with auth_app(tmp_path / "q", monkeypatch, storage_quota_bytes=str(size * 3 // 2)) as client:
