@@ -172,7 +172,6 @@ def create_sweep(
     """Store the sweep and every point in one commit, then send each point's tasks; 422, with
     nothing stored, when the points together would pass the owner's storage quota."""
     estimates = storage.check_sweep_quota(session, [s for _, s in plan.points], owner, settings)
-    seeds_per_group = settings.seeds_per_group
     sweep = Sweep(
         id=uuid.uuid4(),
         owner=owner,
@@ -188,7 +187,9 @@ def create_sweep(
     session.add(sweep)
     experiments = []
     for (point, spec), found in zip(plan.points, estimates, strict=True):
-        experiment = lifecycle.create(session, spec, plan.base_preset, owner, seeds_per_group)
+        experiment = lifecycle.create(
+            session, spec, plan.base_preset, owner, settings.seeds_per_group
+        )
         storage.record(experiment, found)  # counted in the owner's usage, as a submission is
         experiment.sweep_id = sweep.id
         experiment.sweep_index = point.index
