@@ -96,13 +96,7 @@ def check_quota(
     session: Session, spec: ExperimentSpec, owner: str, settings: Settings
 ) -> StorageUsage:
     """The spec's estimate and the owner's usage; 422 giving both when over the quota."""
-    found = StorageUsage(
-        estimate=estimate(spec),
-        used_bytes=usage(session, owner),
-        quota_bytes=settings.storage_quota_bytes or None,
-    )
-    _refuse_over_quota("this experiment", found)
-    return found
+    return _within_quota("this experiment", estimate(spec), session, owner, settings)
 
 
 def check_sweep_quota(
@@ -113,20 +107,23 @@ def check_sweep_quota(
     total = StorageEstimate(
         **{name: sum(getattr(e, name) for e in estimates) for name in StorageEstimate.model_fields}
     )
-    found = StorageUsage(
-        estimate=total,
-        used_bytes=usage(session, owner),
-        quota_bytes=settings.storage_quota_bytes or None,
-    )
-    _refuse_over_quota(f"this sweep's {len(specs)} points", found)
+    _within_quota(f"this sweep's {len(specs)} points", total, session, owner, settings)
     return estimates
 
 
-def _refuse_over_quota(what: str, found: StorageUsage) -> None:
-    """422 saying how much `what` would store, the usage and the quota, when over it."""
+def _within_quota(
+    what: str, added: StorageEstimate, session: Session, owner: str, settings: Settings
+) -> StorageUsage:
+    """The owner's usage with `added`; 422 saying how much `what` would store, the usage and
+    the quota, when over it."""
+    found = StorageUsage(
+        estimate=added,
+        used_bytes=usage(session, owner),
+        quota_bytes=settings.storage_quota_bytes or None,
+    )
     quota = found.quota_bytes
-    if quota is None or found.used_bytes + found.estimate.bytes <= quota:
-        return
+    if quota is None or found.used_bytes + added.bytes <= quota:
+        return found
     message = (
         f"{what} would store about {megabytes(found.estimate.bytes)} "
         f"({found.estimate.rows:,} rows); you use {megabytes(found.used_bytes)} of your "
